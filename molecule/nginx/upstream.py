@@ -1,0 +1,43 @@
+"""HTTP server on a unix socket that answers with what it was asked.
+
+Stands in for gunicorn in the nginx scenario: the answer is a JSON echo of
+the method, path, query and headers nginx passed on.
+"""
+
+import json
+import os
+import socketserver
+import sys
+from http.server import BaseHTTPRequestHandler
+
+
+class Echo(BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        reply = json.dumps(
+            {"method": self.command, "path": self.path, "headers": dict(self.headers), "body_length": len(body)}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    do_GET = do_POST = _answer
+
+    def address_string(self) -> str:
+        return "unix"
+
+
+class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+
+if __name__ == "__main__":
+    path = sys.argv[1]
+    if os.path.exists(path):
+        os.unlink(path)
+    with Server(path, Echo) as server:
+        os.chmod(path, 0o666)
+        server.serve_forever()
