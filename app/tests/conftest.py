@@ -33,6 +33,7 @@ cleantempdir = true
 [processing]
 mode = {mode}
 path = {root}/bin
+{processing_extra}
 
 [logging]
 level = WARNING
@@ -61,11 +62,11 @@ class WpsEnv:
 def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., WpsEnv]:
     """Write pywps.cfg (``mode``, extra text appended) and load it as PyWPS would."""
 
-    def _make(mode: str = "scheduler", extra: str = "") -> WpsEnv:
+    def _make(mode: str = "scheduler", extra: str = "", processing_extra: str = "") -> WpsEnv:
         for name in ("outputs", "workdir", "bin"):
             (tmp_path / name).mkdir(exist_ok=True)
         cfg = tmp_path / "pywps.cfg"
-        cfg.write_text(BASE_CFG.format(root=tmp_path, mode=mode) + extra)
+        cfg.write_text(BASE_CFG.format(root=tmp_path, mode=mode, processing_extra=processing_extra) + extra)
         monkeypatch.setenv("PYWPS_CFG", str(cfg))
         configuration.load_configuration([str(cfg)])
         return WpsEnv(tmp_path, cfg)

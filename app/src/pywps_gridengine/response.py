@@ -96,7 +96,7 @@ class GridEngineExecuteResponse(ExecuteResponse):
                 # PyWPS replaces every Accepted message by a fixed text; keep ours.
                 self.message = message
                 status["message"] = message
-            if self.sge_job_id and f"job {self.sge_job_id}" not in str(status.get("message", "")):
+            if self.sge_job_id and f"Grid Engine job {self.sge_job_id}" not in str(status.get("message", "")):
                 status["message"] = f"{status.get('message', '')} [Grid Engine job {self.sge_job_id}]".strip()
         return data
 

@@ -164,7 +164,7 @@ class GridEngineScheduler(Processing):
         LOGGER.info("WPS job %s submitted to Grid Engine as job %s (%s)", uuid, sge_job_id, spec.job_name)
         store.set_submitted(uuid, sge_job_id, spec.job_name, spec.native_specification)
         response.sge_job_id = sge_job_id
-        message = f"Queued in Grid Engine as job {sge_job_id} ({spec.job_name})"
+        message = f"Queued as Grid Engine job {sge_job_id} ({spec.job_name})"
         record = store.get(uuid)
         if record is not None and record.state == "accepted":
             response._update_status(WPS_STATUS.ACCEPTED, message, 0)

@@ -1,0 +1,227 @@
+"""Asynchronous Execute in scheduler mode: submission (DRMAA replaced by a recording
+submitter), then the exec-host launcher run in this process, as Grid Engine would."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import NS, literal_output, output_element, status_of, status_text, uuid_from_status_location, xml
+from werkzeug.test import Client
+
+from pywps_gridengine import launcher
+from pywps_gridengine.config import ConfigError, Settings
+from pywps_gridengine.jobs import JobStore
+from pywps_gridengine.scheduler import GridEngineScheduler, JobSpec, build_job_spec, job_name
+
+
+class RecordingSubmitter:
+    """Stands in for DRMAA: keeps the job templates and hands out job ids."""
+
+    def __init__(self, first_id: int = 4242, error: Exception | None = None) -> None:
+        self.specs: list[JobSpec] = []
+        self.next_id = first_id
+        self.error = error
+
+    def submit(self, spec: JobSpec) -> str:
+        if self.error:
+            raise self.error
+        self.specs.append(spec)
+        self.next_id += 1
+        return str(self.next_id - 1)
+
+
+@pytest.fixture
+def cluster(make_env, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # the launcher changes into (then removes) job work dirs
+    env = make_env(mode="scheduler", extra="[gridengine]\nqueue = wps.q\nh_vmem = 1G\n\n"
+                                           "[gridengine:sleep]\nh_rt = 00:02:00\n")
+    submitter = RecordingSubmitter()
+    monkeypatch.setattr(GridEngineScheduler, "submitter", submitter)
+    from pywps_gridengine.wsgi import create_service, make_app
+
+    return env, Client(make_app(create_service(str(env.cfg)))), submitter
+
+
+def submit(client, identifier, datainputs="", **params):
+    query = {"service": "WPS", "request": "Execute", "version": "1.0.0", "identifier": identifier,
+             "storeExecuteResponse": "true", "status": "true"}
+    if datainputs:
+        query["datainputs"] = datainputs
+    query.update(params)
+    resp = client.get("/wps", query_string=query)
+    assert resp.status_code == 200, resp.data
+    return xml(resp.data)
+
+
+def run_on_exec_host(env, spec: JobSpec, monkeypatch) -> int:
+    """What sge_execd does: start the remote command with the job's environment and args."""
+    monkeypatch.setenv("JOB_ID", "4242")
+    for key, value in spec.environment.items():
+        if key != "PATH":
+            monkeypatch.setenv(key, value)
+    return launcher.main(spec.args)
+
+
+def test_async_execute_submits_and_reports_sge_job(cluster):
+    env, client, submitter = cluster
+    doc = submit(client, "sleep", "delay=0")
+    assert status_of(doc) == "ProcessAccepted"
+    assert "Grid Engine job 4242" in status_text(doc)
+    uuid = uuid_from_status_location(doc)
+    assert doc.get("statusLocation") == f"http://wps.test/wpsoutputs/{uuid}.xml"
+    on_disk = env.status_doc(uuid)
+    assert status_of(on_disk) == "ProcessAccepted" and "Grid Engine job 4242" in status_text(on_disk)
+
+    [spec] = submitter.specs
+    assert spec.remote_command == str(env.root / "bin" / "pywps-gridengine-launcher")
+    assert spec.args[:2] == ["--config", str(env.cfg)]
+    dump = Path(spec.args[2])
+    assert dump.is_file() and dump.parent == Path(spec.working_directory)
+    assert dump.parent.parent == env.workdir
+    assert spec.job_name == f"wps-sleep-{uuid.replace('-', '')[:8]}"
+    assert spec.native_specification == "-q wps.q -l h_rt=00:02:00,h_vmem=512M"
+    assert spec.environment["PYWPS_CFG"] == str(env.cfg)
+    assert spec.output_path == os.path.join(spec.working_directory, f"{uuid}.out")
+
+    record = JobStore.from_pywps().get(uuid)
+    assert (record.state, record.sge_job_id, record.job_name) == ("accepted", "4242", spec.job_name)
+    assert record.native_specification == spec.native_specification
+
+
+def test_launcher_runs_job_to_success(cluster, monkeypatch):
+    env, client, submitter = cluster
+    uuid = uuid_from_status_location(submit(client, "sleep", "delay=0"))
+    assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 0
+    doc = env.status_doc(uuid)
+    assert status_of(doc) == "ProcessSucceeded", status_text(doc)
+    assert literal_output(doc, "sleep_output") == "done sleeping"
+    assert "Grid Engine job 4242" in status_text(doc)
+    record = JobStore.from_pywps().get(uuid)
+    assert record.state == "succeeded" and record.exec_host and record.finished_at
+    from pywps import dblog
+
+    session = dblog.get_session()
+    row = session.query(dblog.ProcessInstance).filter_by(uuid=uuid).one()
+    assert (row.status, row.percent_done) == (4, 100)
+    session.close()
+
+
+@pytest.mark.parametrize(("choice", "expect_reference", "expect_mime"), [
+    ("output=@asReference=false@mimeType=text/csv", False, "text/csv"),
+    ("output=@asReference=true@mimeType=text/csv", True, "text/csv"),
+    ("output=@asReference=false", False, "text/plain"),
+])
+def test_client_output_choices_are_honoured_on_exec_host(cluster, monkeypatch, choice, expect_reference, expect_mime):
+    env, client, submitter = cluster
+    uuid = uuid_from_status_location(submit(client, "textfile", "lines=2", responsedocument=choice))
+    assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 0
+    doc = env.status_doc(uuid)
+    assert status_of(doc) == "ProcessSucceeded", status_text(doc)
+    out = output_element(doc, "output")
+    if expect_reference:
+        ref = out.find("wps:Reference", NS)
+        assert ref is not None and ref.get("mimeType") == expect_mime
+        assert ref.get("href").endswith(".csv")
+    else:
+        data = out.find(".//wps:ComplexData", NS)
+        assert data is not None, "output came back by reference although the client asked for it inline"
+        assert data.get("mimeType") == expect_mime
+        assert data.text.startswith("n,square\n" if expect_mime == "text/csv" else "1 squared is 1")
+
+
+def test_failing_process_fails_with_its_message(cluster, monkeypatch):
+    env, client, submitter = cluster
+    uuid = uuid_from_status_location(submit(client, "fail", "message=Broken on purpose."))
+    assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 0
+    doc = env.status_doc(uuid)
+    assert status_of(doc) == "ProcessFailed"
+    assert "Broken on purpose." in status_text(doc)
+    assert JobStore.from_pywps().get(uuid).state == "failed"
+
+
+def test_wordcount_json_on_exec_host(cluster, monkeypatch):
+    env, client, submitter = cluster
+    uuid = uuid_from_status_location(submit(client, "wordcount", "text=to be or not to be"))
+    assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 0
+    data = output_element(env.status_doc(uuid), "output").find(".//wps:ComplexData", NS)
+    assert json.loads(data.text)["top"][:2] == [["be", 2], ["to", 2]]
+
+
+def test_submission_failure_fails_the_job(cluster, monkeypatch):
+    env, client, _ = cluster
+    monkeypatch.setattr(GridEngineScheduler, "submitter", RecordingSubmitter(error=RuntimeError("qmaster unreachable")))
+    doc = submit(client, "sleep", "delay=0")
+    assert status_of(doc) == "ProcessFailed"
+    assert "Could not submit the job to Grid Engine: qmaster unreachable" in status_text(doc)
+    uuid = uuid_from_status_location(doc)
+    assert status_of(env.status_doc(uuid)) == "ProcessFailed"
+    assert JobStore.from_pywps().get(uuid).state == "failed"
+
+
+def test_launcher_does_not_resurrect_a_job_the_reconciler_failed(cluster, monkeypatch):
+    env, client, submitter = cluster
+    uuid = uuid_from_status_location(submit(client, "sleep", "delay=0"))
+    assert JobStore.from_pywps().transition(uuid, "failed", "lost with its host")
+    assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 3
+    assert status_of(env.status_doc(uuid)) != "ProcessSucceeded"
+    assert JobStore.from_pywps().get(uuid).state == "failed"
+
+
+def test_grid_engine_queues_not_pywps(cluster):
+    """With parallelprocesses = 1 PyWPS would store the 2nd and 3rd request in its own
+    queue (lost on the exec host) and refuse synchronous requests as busy."""
+    from pywps import configuration
+
+    env, client, submitter = cluster
+    configuration.CONFIG.set("server", "parallelprocesses", "1")
+    configuration.CONFIG.set("server", "maxprocesses", "1")
+    docs = [submit(client, "sleep", "delay=0") for _ in range(3)]
+    assert [status_of(d) for d in docs] == ["ProcessAccepted"] * 3
+    assert all("Grid Engine job" in status_text(d) for d in docs)
+    assert len(submitter.specs) == 3
+    resp = client.get("/wps", query_string={"service": "WPS", "request": "Execute", "version": "1.0.0",
+                                            "identifier": "hello", "datainputs": "name=Friday"})
+    assert literal_output(xml(resp.data), "output") == "Hello Friday"
+
+
+def test_synchronous_request_runs_on_web_host(cluster):
+    env, client, submitter = cluster
+    resp = client.get("/wps", query_string={"service": "WPS", "request": "Execute", "version": "1.0.0",
+                                            "identifier": "hello", "datainputs": "name=Friday"})
+    assert literal_output(xml(resp.data), "output") == "Hello Friday"
+    assert submitter.specs == []
+
+
+def test_job_names_are_valid_for_grid_engine():
+    assert job_name("wps", "sleep", "1a2b3c4d-0000-1111") == "wps-sleep-1a2b3c4d"
+    assert job_name("wps", "a/b:c@d*e?", "ffffffff-1") == "wps-a_b_c_d_e-ffffffff"
+    long = job_name("wps", "x" * 200, "12345678-9")
+    assert len(long) <= 60 and long.endswith("-12345678")
+
+
+def test_job_spec_environment(tmp_path):
+    settings = Settings(launcher="/venv/bin/pywps-gridengine-launcher", launcher_config="/etc/pywps.cfg",
+                        pass_env=("TZ", "MISSING"), job_env={"OMP_NUM_THREADS": "1"})
+    spec = build_job_spec(uuid="u-1", identifier="hello", workdir="/srv/wps/workdir/p1", dump_filename="/d.dump",
+                          declared_resources={"h_rt": "60"}, settings=settings,
+                          environ={"TZ": "UTC", "SECRET": "nope"})
+    assert spec.environment == {"TZ": "UTC", "OMP_NUM_THREADS": "1", "PYWPS_CFG": "/etc/pywps.cfg",
+                                "PATH": "/venv/bin:/usr/local/bin:/usr/bin:/bin"}
+    assert spec.args == ["--config", "/etc/pywps.cfg", "/d.dump"]
+    assert spec.native_specification == "-l h_rt=60"
+    assert spec.working_directory == "/srv/wps/workdir/p1"
+
+
+def test_job_spec_needs_a_config_for_the_exec_host():
+    with pytest.raises(ConfigError, match="PYWPS_CFG"):
+        build_job_spec(uuid="u", identifier="hello", workdir="/w", dump_filename="/d", declared_resources=None,
+                       settings=Settings(launcher="/bin/l"), environ={})
+
+
+def test_launcher_reports_unreadable_dump(make_env, tmp_path, capsys):
+    env = make_env()
+    assert launcher.main(["--config", str(env.cfg), str(tmp_path / "missing.dump")]) == 2
+    assert "could not load job dump" in capsys.readouterr().err
