@@ -175,6 +175,7 @@ FailWriter = Callable[[JobRecord, str], None]
 def write_failed_status(job: JobRecord, reason: str) -> None:
     """ProcessFailed status document (atomically) and PyWPS requests row for ``job``."""
     from pywps import WPSRequest
+    from pywps import configuration as pywps_config
     from pywps.response.status import WPS_STATUS
 
     from .processes import process_class
@@ -185,7 +186,9 @@ def write_failed_status(job: JobRecord, reason: str) -> None:
     process._setup_status_storage()
     if job.workdir:
         process.set_workdir(job.workdir)
-    response = GridEngineExecuteResponse(WPSRequest(), uuid=job.uuid, process=process)
+    wps_request = WPSRequest()
+    wps_request.language = str(pywps_config.get_config_value("server", "language") or "en-US").split(",")[0].strip()
+    response = GridEngineExecuteResponse(wps_request, uuid=job.uuid, process=process)
     response.store_status_file = True
     response.sge_job_id = job.sge_job_id
     # clean=False: keep the work directory (dump, logs) for the operator.

@@ -1,0 +1,286 @@
+"""Reconciler transitions with a scheduler state source fed by the test."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from conftest import status_of, status_text
+
+from pywps_gridengine.jobs import JobStore
+from pywps_gridengine.reconciler import JobInfo, Reconciler, SgeState, info_from_qacct, main, parse_qacct
+
+T0 = dt.datetime(2026, 3, 1, 8, 0, 0)
+
+
+class TableSource:
+    """What Grid Engine "knows", as a table the test fills in."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, JobInfo] = {}
+        self.deleted: list[str] = []
+
+    def job_info(self, sge_job_id: str) -> JobInfo:
+        return self.jobs.get(sge_job_id, JobInfo(SgeState.UNKNOWN))
+
+    def terminate(self, sge_job_id: str) -> None:
+        self.deleted.append(sge_job_id)
+        self.jobs.pop(sge_job_id, None)
+
+
+class Clock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def world(make_env):
+    env = make_env()
+    store = JobStore.from_pywps()
+    source = TableSource()
+    clock = Clock(T0)
+    reconciler = Reconciler(store, source, heartbeat_timeout=30, gone_grace=15, submit_timeout=120, clock=clock)
+    return env, store, source, clock, reconciler
+
+
+def add_job(store, uuid, sge_id="101", started=True, identifier="sleep", exec_host="exec1"):
+    from pywps import dblog
+
+    store.create(uuid, identifier, now=T0)
+    if sge_id:
+        store.set_submitted(uuid, sge_id, f"wps-{identifier}-{uuid[:8]}", "-l h_rt=60", now=T0)
+    if started:
+        store.transition(uuid, "started", "PyWPS Process started", exec_host=exec_host, now=T0)
+    # PyWPS's own row, as Service.call logs it
+    session = dblog.get_session()
+    session.add(dblog.ProcessInstance(uuid=uuid, pid=1, operation="execute", version="1.0.0",
+                                      time_start=T0, identifier=identifier, status=2, percent_done=20))
+    session.commit()
+    session.close()
+
+
+def pywps_status(uuid):
+    from pywps import dblog
+
+    session = dblog.get_session()
+    try:
+        row = session.query(dblog.ProcessInstance).filter_by(uuid=uuid).one()
+        return row.status, row.message
+    finally:
+        session.close()
+
+
+def assert_failed(env, store, uuid, *words):
+    assert store.get(uuid).state == "failed"
+    doc = env.status_doc(uuid)
+    assert status_of(doc) == "ProcessFailed"
+    text = status_text(doc)
+    for word in words:
+        assert word in text, text
+    status, message = pywps_status(uuid)
+    assert status == 5 and all(w in message for w in words)
+
+
+def test_deleted_job(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-deleted", "101")
+    source.jobs["101"] = JobInfo(SgeState.FINISHED, exit_status=137, failed=100, deleted_by="admin@master",
+                                 wallclock=5, h_rt=60)
+    clock.advance(10)
+    assert rec.run_once().failed == 1
+    assert_failed(env, store, "job-deleted", "Grid Engine job 101", "deleted by admin@master")
+
+
+def test_killed_by_h_rt(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-hrt", "102")
+    source.jobs["102"] = JobInfo(SgeState.FINISHED, exit_status=137, failed=100, wallclock=60.4, h_rt=60,
+                                 hostname="exec2")
+    clock.advance(70)
+    rec.run_once()
+    assert_failed(env, store, "job-hrt", "SIGKILL", "run time limit h_rt of 60 s", "exec2")
+
+
+def test_host_lost_is_failed_within_a_minute(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-host", "103", exec_host="exec3")
+    source.jobs["103"] = JobInfo(SgeState.RUNNING)  # qmaster still shows it running on the dead host
+    store.heartbeat("job-host", now=T0 + dt.timedelta(seconds=10))  # last sign of life
+    for _ in range(4):  # passes every 15 s after the host died at ~T0+10
+        clock.advance(15)
+        rec.run_once()
+        if store.get("job-host").state == "failed":
+            break
+    assert clock.now - (T0 + dt.timedelta(seconds=10)) <= dt.timedelta(seconds=60)
+    assert_failed(env, store, "job-host", "Lost contact", "exec3")
+    assert source.deleted == ["103"]
+
+
+def test_launcher_crashed(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-crash", "104")
+    source.jobs["104"] = JobInfo(SgeState.FINISHED, exit_status=1, failed=0, hostname="exec1")
+    rec.run_once()
+    assert_failed(env, store, "job-crash", "crashed", "exit status 1")
+
+
+def test_launcher_crashed_before_reporting_start(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-early", "105", started=False, identifier="hello")
+    source.jobs["105"] = JobInfo(SgeState.FINISHED, exit_status=0, failed=0)
+    rec.run_once()
+    assert_failed(env, store, "job-early", "without the job reporting a result")
+
+
+def test_deleted_while_queued_waits_for_accounting_then_fails(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-gone", "106", started=False)
+    # not in source: unknown to Grid Engine, no accounting record
+    rec.run_once()
+    assert store.get("job-gone").state == "accepted"
+    clock.advance(15)
+    rec.run_once()
+    assert_failed(env, store, "job-gone", "no longer known to Grid Engine")
+    assert clock.now - T0 <= dt.timedelta(seconds=60)
+
+
+def test_error_state_job_is_failed_and_removed(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-eqw", "107", started=False)
+    source.jobs["107"] = JobInfo(SgeState.ERROR, reason="can't chdir to /srv/wps/workdir/x")
+    rec.run_once()
+    assert_failed(env, store, "job-eqw", "error state", "chdir")
+    assert source.deleted == ["107"]
+
+
+def test_never_submitted(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-nosub", sge_id=None, started=False)
+    rec.run_once()
+    assert store.get("job-nosub").state == "accepted"
+    clock.advance(121)
+    rec.run_once()
+    assert_failed(env, store, "job-nosub", "never handed to Grid Engine")
+
+
+@pytest.mark.parametrize("state", [SgeState.QUEUED, SgeState.HELD, SgeState.SUSPENDED, SgeState.RUNNING])
+def test_waiting_and_healthy_jobs_are_untouched(world, state):
+    env, store, source, clock, rec = world
+    add_job(store, "job-ok", "108")
+    source.jobs["108"] = JobInfo(state)
+    for _ in range(10):
+        clock.advance(15)
+        store.heartbeat("job-ok", now=clock.now)
+        assert rec.run_once().failed == 0
+    assert store.get("job-ok").state == "started"
+    assert not (env.outputs / "job-ok.xml").exists()
+    assert source.deleted == []
+
+
+def test_long_queued_job_is_untouched(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-q", "109", started=False)
+    source.jobs["109"] = JobInfo(SgeState.QUEUED)
+    clock.advance(3600)
+    rec.run_once()
+    assert store.get("job-q").state == "accepted"
+
+
+def test_finished_ok_is_untouched(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-done", "110")
+    store.transition("job-done", "succeeded", "done")
+    (env.outputs / "job-done.xml").write_text("<succeeded/>")
+    source.jobs["110"] = JobInfo(SgeState.FINISHED, exit_status=0, failed=0)
+    assert rec.run_once().checked == 0
+    assert store.get("job-done").state == "succeeded"
+    assert (env.outputs / "job-done.xml").read_text() == "<succeeded/>"
+
+
+def test_launcher_finishing_during_the_pass_wins(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-race", "111")
+    (env.outputs / "job-race.xml").write_text("<succeeded/>")
+
+    class RacingSource(TableSource):
+        def job_info(self, sge_job_id):
+            # the launcher reports success just after the reconciler listed the job
+            store.transition("job-race", "succeeded", "done")
+            return JobInfo(SgeState.FINISHED, exit_status=0, failed=0)
+
+    rec.source = RacingSource()
+    assert rec.run_once().failed == 0
+    assert store.get("job-race").state == "succeeded"
+    assert (env.outputs / "job-race.xml").read_text() == "<succeeded/>"
+
+
+def test_job_seen_again_resets_grace(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-blip", "112")
+    rec.run_once()  # unknown: grace starts
+    source.jobs["112"] = JobInfo(SgeState.RUNNING)
+    clock.advance(10)
+    store.heartbeat("job-blip", now=clock.now)
+    rec.run_once()
+    assert store.get("job-blip").gone_since is None
+    del source.jobs["112"]
+    clock.advance(10)
+    store.heartbeat("job-blip", now=clock.now)
+    rec.run_once()
+    assert store.get("job-blip").state == "started"
+
+
+def test_command_line_once(world, capsys):
+    env, store, source, clock, rec = world
+    add_job(store, "job-cli", "113")
+    source.jobs["113"] = JobInfo(SgeState.FINISHED, exit_status=2, failed=0)
+    assert main(["--config", str(env.cfg), "--once"], source=source) == 0
+    assert store.get("job-cli").state == "failed"
+
+
+QACCT = """\
+==============================================================
+qname        all.q
+hostname     exec1
+owner        wps
+jobname      wps-sleep-1a2b3c4d
+jobnumber    42
+qsub_time    Sun Mar  1 08:00:00 2026
+failed       0
+exit_status  1
+ru_wallclock 3s
+category     -q all.q
+maxvmem      10.000M
+==============================================================
+qname        all.q
+hostname     exec2
+owner        wps
+jobname      wps-sleep-1a2b3c4d
+jobnumber    42
+failed       100 : assumedly after job
+exit_status  137                  (Killed)
+ru_wallclock 61.012s
+category     -q all.q -l h_rt=60,h_vmem=512M
+maxvmem      200.5M
+deleted_by   NONE
+"""
+
+
+def test_parse_qacct_takes_last_record():
+    info = info_from_qacct(parse_qacct(QACCT))
+    assert info.state == SgeState.FINISHED
+    assert (info.exit_status, info.failed, info.failed_reason) == (137, 100, "assumedly after job")
+    assert (info.wallclock, info.h_rt, info.hostname, info.deleted_by) == (61.012, 60.0, "exec2", None)
+    assert info.maxvmem == "200.5M"
+
+
+def test_parse_qacct_h_rt_in_clock_format():
+    fields = parse_qacct("qname all.q\ncategory -l h_rt=01:00:00\nexit_status 0\nru_wallclock 10\n")
+    info = info_from_qacct(fields)
+    assert (info.h_rt, info.wallclock, info.exit_status) == (3600.0, 10.0, 0)
