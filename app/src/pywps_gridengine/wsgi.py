@@ -55,9 +55,8 @@ def health() -> tuple[int, dict[str, Any]]:
         path = str(pywps_config.get_config_value("server", key))
         checks[key] = "ok" if os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK) else f"not writable: {path}"
     try:
-        from sqlalchemy import text
-
         from pywps import dblog
+        from sqlalchemy import text
 
         session = dblog.get_session()
         try:

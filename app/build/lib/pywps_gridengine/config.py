@@ -1,0 +1,287 @@
+"""Grid Engine settings read from the PyWPS configuration.
+
+Everything the app adds lives beside PyWPS's own sections in the same
+``pywps.cfg`` (the file named by ``PYWPS_CFG``):
+
+``[gridengine]``
+    Site-wide submission settings and the resource defaults for every process
+    (``queue``, ``h_rt``, ``h_vmem``, ``slots``, ``parallel_environment``,
+    ``extra``), plus the job plumbing keys documented on :class:`Settings`.
+
+``[gridengine:<process identifier>]``
+    Per-process resource overrides set by the operator, e.g.
+    ``[gridengine:sleep]`` with ``h_rt = 00:30:00``.
+
+Resources are merged in this order, later wins: ``[gridengine]`` site
+defaults, then what the process declares (:attr:`GridEngineProcess.gridengine_resources`),
+then ``[gridengine:<identifier>]``. PyWPS's own
+``[processing] drmaa_native_specification`` is kept and put in front of the
+generated options, so an existing configuration keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+
+from pywps import configuration as pywps_config
+
+SECTION = "gridengine"
+RESOURCE_KEYS = ("queue", "h_rt", "h_vmem", "slots", "parallel_environment", "extra")
+
+_H_RT = re.compile(r"^(\d+|\d+:\d{1,2}:\d{1,2})$")
+_MEMORY = re.compile(r"^\d+(\.\d+)?[KkMmGgTt]?$")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-@*,]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """A Grid Engine setting in pywps.cfg is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one job asks Grid Engine for. ``None`` means "not requested"."""
+
+    queue: str | None = None
+    h_rt: str | None = None
+    h_vmem: str | None = None
+    slots: int | None = None
+    parallel_environment: str | None = None
+    extra: str | None = None
+
+    def merged(self, other: Resources) -> Resources:
+        """Return a copy where every value set in ``other`` wins."""
+        changes = {f.name: getattr(other, f.name) for f in fields(other) if getattr(other, f.name) is not None}
+        return replace(self, **changes)
+
+    def native_specification(self) -> str:
+        """Render the qsub options for DRMAA's ``nativeSpecification``."""
+        parts: list[str] = []
+        if self.queue:
+            parts += ["-q", self.queue]
+        limits = [f"{key}={value}" for key, value in (("h_rt", self.h_rt), ("h_vmem", self.h_vmem)) if value]
+        if limits:
+            parts += ["-l", ",".join(limits)]
+        if self.slots and self.slots > 1:
+            parts += ["-pe", str(self.parallel_environment), str(self.slots)]
+        spec = shlex.join(parts)
+        if self.extra:
+            spec = f"{spec} {self.extra}".strip()
+        return spec
+
+
+def parse_resources(values: Mapping[str, object], where: str) -> Resources:
+    """Validate raw resource values (from pywps.cfg or a process) into :class:`Resources`.
+
+    ``where`` names the source in error messages, e.g. ``[gridengine:sleep]``.
+    """
+    unknown = sorted(set(values) - set(RESOURCE_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(RESOURCE_KEYS)}")
+    out: dict[str, object] = {}
+    for key, raw in values.items():
+        if raw is None or str(raw).strip() == "":
+            continue
+        value = str(raw).strip()
+        if key == "h_rt" and not _H_RT.match(value):
+            raise ConfigError(f"{where}: h_rt = {value!r} is not a run time; use seconds or HH:MM:SS (e.g. 01:30:00)")
+        if key == "h_vmem" and not _MEMORY.match(value):
+            raise ConfigError(f"{where}: h_vmem = {value!r} is not a memory size; use e.g. 512M or 2G")
+        if key in ("queue", "parallel_environment") and not _NAME.match(value):
+            raise ConfigError(f"{where}: {key} = {value!r} is not a Grid Engine name")
+        if key == "slots":
+            try:
+                number = int(value)
+            except ValueError:
+                raise ConfigError(f"{where}: slots = {value!r} is not a whole number") from None
+            if number < 1:
+                raise ConfigError(f"{where}: slots = {value!r} must be at least 1")
+            out[key] = number
+            continue
+        out[key] = value
+    return Resources(**out)  # type: ignore[arg-type]
+
+
+def _check_complete(resources: Resources, where: str) -> Resources:
+    if resources.slots and resources.slots > 1 and not resources.parallel_environment:
+        raise ConfigError(
+            f"{where}: slots = {resources.slots} needs a parallel_environment (e.g. smp) to request more than one slot"
+        )
+    return resources
+
+
+def _section_items(section: str) -> dict[str, str]:
+    """Raw key/values of one pywps.cfg section, without configparser's DEFAULT/env leakage."""
+    pywps_config.get_config_value("server", "url")  # make sure the configuration is loaded
+    cfg = pywps_config.CONFIG
+    if cfg is None or not cfg.has_section(section):
+        return {}
+    # PyWPS's parser is built with os.environ as DEFAULT section: keep only own keys.
+    own = cfg._sections.get(section, {})  # type: ignore[attr-defined]
+    return {key: cfg.get(section, key) for key in own}
+
+
+def _float(raw: Mapping[str, str], key: str, default: float) -> float:
+    value = raw.get(key, "")
+    if str(value).strip() == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"[{SECTION}] {key} = {value!r} is not a number of seconds") from None
+    if number <= 0:
+        raise ConfigError(f"[{SECTION}] {key} = {value!r} must be positive")
+    return number
+
+
+def _env_assignments(value: str, key: str) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in shlex.split(value):
+        name, sep, val = item.partition("=")
+        if not sep or not _ENV_NAME.match(name):
+            raise ConfigError(f"[{SECTION}] {key}: {item!r} is not NAME=VALUE")
+        env[name] = val
+    return env
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``[gridengine]`` section.
+
+    Keys beside the resource defaults:
+
+    ``launcher``
+        Absolute path of the ``pywps-gridengine-launcher`` console script on the
+        exec hosts. Default: ``[processing] path`` + ``/pywps-gridengine-launcher``.
+    ``launcher_config``
+        Path of pywps.cfg as the exec hosts see it. Default: the web host's
+        ``PYWPS_CFG``.
+    ``job_name_prefix``
+        First part of every SGE job name (default ``wps``).
+    ``pass_env``
+        Space-separated names of environment variables copied from the web
+        worker into the job (default ``TZ LANG LC_ALL``); DRMAA jobs start
+        with an almost empty environment.
+    ``job_env``
+        Extra ``NAME=VALUE`` pairs (space-separated, shell quoting) set in every job.
+    ``heartbeat_interval``
+        Seconds between the launcher's liveness updates in the database (default 10).
+    ``heartbeat_timeout``
+        A running job whose launcher has not reported for this long is failed as
+        lost (default 30).
+    ``gone_grace``
+        Seconds a job may be unknown to Grid Engine without an accounting record
+        before it is failed anyway (default 15; accounting is flushed late).
+    ``submit_timeout``
+        A job recorded without an SGE job id for this long is failed: its
+        submission never completed (default 120).
+    ``interval``
+        Seconds between reconciler passes in loop mode (default 15).
+    ``log_dir``
+        Directory (shared) for each job's stdout/stderr, named ``<uuid>.out`` and
+        ``<uuid>.err``. Default: the job's own work directory.
+    """
+
+    defaults: Resources = field(default_factory=Resources)
+    overrides: Mapping[str, Resources] = field(default_factory=dict)
+    launcher: str = ""
+    launcher_config: str = ""
+    job_name_prefix: str = "wps"
+    pass_env: tuple[str, ...] = ("TZ", "LANG", "LC_ALL")
+    job_env: Mapping[str, str] = field(default_factory=dict)
+    base_native_specification: str = ""
+    heartbeat_interval: float = 10.0
+    heartbeat_timeout: float = 30.0
+    gone_grace: float = 15.0
+    submit_timeout: float = 120.0
+    interval: float = 15.0
+    log_dir: str = ""
+
+    def resources_for(self, identifier: str, declared: Mapping[str, object] | None = None) -> Resources:
+        """Merge site defaults, the process's declaration and the operator's override."""
+        resources = self.defaults
+        if declared:
+            resources = resources.merged(parse_resources(declared, f"process {identifier!r} gridengine_resources"))
+        if identifier in self.overrides:
+            resources = resources.merged(self.overrides[identifier])
+        return _check_complete(resources, f"resources of process {identifier!r}")
+
+    def native_specification(self, identifier: str, declared: Mapping[str, object] | None = None) -> str:
+        generated = self.resources_for(identifier, declared).native_specification()
+        return " ".join(part for part in (self.base_native_specification, generated) if part)
+
+
+def load_settings() -> Settings:
+    """Read and validate the Grid Engine settings from the loaded PyWPS configuration.
+
+    Raises :class:`ConfigError` with the section and key at fault.
+    """
+    raw = _section_items(SECTION)
+    resource_raw = {k: v for k, v in raw.items() if k in RESOURCE_KEYS}
+    defaults = _check_complete(parse_resources(resource_raw, f"[{SECTION}]"), f"[{SECTION}]")
+
+    overrides: dict[str, Resources] = {}
+    cfg = pywps_config.CONFIG
+    for section in cfg.sections() if cfg is not None else []:
+        if section.startswith(SECTION + ":"):
+            identifier = section.split(":", 1)[1].strip()
+            if not identifier:
+                raise ConfigError(f"[{section}]: missing process identifier after 'gridengine:'")
+            overrides[identifier] = parse_resources(_section_items(section), f"[{section}]")
+
+    known = set(RESOURCE_KEYS) | {
+        "launcher", "launcher_config", "job_name_prefix", "pass_env", "job_env",
+        "heartbeat_interval", "heartbeat_timeout", "gone_grace", "submit_timeout", "interval", "log_dir",
+    }
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"[{SECTION}]: unknown key(s) {', '.join(unknown)}")
+
+    processing_path = str(pywps_config.get_config_value("processing", "path") or "")
+    launcher = raw.get("launcher", "").strip() or os.path.join(processing_path, "pywps-gridengine-launcher")
+    if not os.path.isabs(launcher):
+        raise ConfigError(f"[{SECTION}] launcher = {launcher!r} must be an absolute path (or set [processing] path)")
+    launcher_config = raw.get("launcher_config", "").strip() or os.environ.get("PYWPS_CFG", "")
+    prefix = raw.get("job_name_prefix", "wps").strip() or "wps"
+    if not re.match(r"^[A-Za-z][A-Za-z0-9_.\-]*$", prefix):
+        raise ConfigError(f"[{SECTION}] job_name_prefix = {prefix!r}: use letters, digits, '_', '.', '-'")
+    pass_env = tuple(raw["pass_env"].split()) if "pass_env" in raw else Settings.pass_env
+    for name in pass_env:
+        if not _ENV_NAME.match(name):
+            raise ConfigError(f"[{SECTION}] pass_env: {name!r} is not an environment variable name")
+    base = str(pywps_config.get_config_value("processing", "drmaa_native_specification") or "").strip()
+
+    settings = Settings(
+        defaults=defaults,
+        overrides=overrides,
+        launcher=launcher,
+        launcher_config=launcher_config,
+        job_name_prefix=prefix,
+        pass_env=pass_env,
+        job_env=_env_assignments(raw.get("job_env", ""), "job_env"),
+        base_native_specification=base,
+        heartbeat_interval=_float(raw, "heartbeat_interval", 10.0),
+        heartbeat_timeout=_float(raw, "heartbeat_timeout", 30.0),
+        gone_grace=_float(raw, "gone_grace", 15.0),
+        submit_timeout=_float(raw, "submit_timeout", 120.0),
+        interval=_float(raw, "interval", 15.0),
+        log_dir=raw.get("log_dir", "").strip(),
+    )
+    if settings.log_dir and not os.path.isabs(settings.log_dir):
+        raise ConfigError(f"[{SECTION}] log_dir = {settings.log_dir!r} must be an absolute path")
+    if settings.heartbeat_timeout <= settings.heartbeat_interval:
+        raise ConfigError(
+            f"[{SECTION}] heartbeat_timeout ({settings.heartbeat_timeout:g}) must be longer than "
+            f"heartbeat_interval ({settings.heartbeat_interval:g})"
+        )
+    for identifier, override in overrides.items():
+        _check_complete(defaults.merged(override), f"[{SECTION}:{identifier}]")
+    return settings
+
+
+def processing_mode() -> str:
+    return str(pywps_config.get_config_value("processing", "mode") or "default").strip().lower()

@@ -1,0 +1,412 @@
+"""``pywps-gridengine-reconciler``: fails WPS jobs that Grid Engine lost.
+
+PyWPS 4.8 never notices a job that was ``qdel``'ed, killed by a limit, lost
+with its exec host, or whose launcher crashed: the status document stays at
+ProcessAccepted/ProcessStarted forever. One reconciler pass looks at every
+job the job table has as Accepted/Started, asks a :class:`StateSource` what
+Grid Engine knows about it, and turns the ones that cannot finish any more into
+ProcessFailed with a reason, in the status document, in PyWPS's requests table
+and in the job table.
+
+Decision table (:func:`decide`), for an active job:
+
+==========================================  ===========================================
+Grid Engine says                            outcome
+==========================================  ===========================================
+queued / held by user / suspended           untouched
+running, heartbeat fresh (or not started)   untouched
+running, launcher heartbeat too old         failed: exec host lost; job deleted (qdel)
+error state (Eqw)                           failed with Grid Engine's reason; deleted
+finished (accounting record)                failed with the reason read from accounting
+unknown, no accounting yet                  untouched for ``gone_grace`` s, then failed
+no SGE job id after ``submit_timeout`` s    failed: submission never completed
+==========================================  ===========================================
+
+"Finished" only matters while the row is still active: a launcher that
+finished normally has already moved its row to Succeeded/Failed. Every
+failure is a compare-and-set on the job row, so a launcher finishing at the
+same moment wins or loses cleanly, never both.
+
+Run it every ~15 s: ``pywps-gridengine-reconciler --loop`` (or ``--once``
+from a systemd timer). With the defaults a lost job is failed within
+``interval + gone_grace`` (accounting known: ``interval``) seconds, and a
+lost exec host within ``heartbeat_timeout + interval``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import enum
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .jobs import STARTED, JobRecord, JobStore, utcnow
+
+LOGGER = logging.getLogger("PYWPS")
+
+
+class SgeState(enum.Enum):
+    QUEUED = "queued"
+    HELD = "held"            # user/operator hold: will run when released
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    ERROR = "error"          # Eqw: Grid Engine could not start it and will not retry
+    FINISHED = "finished"    # has an accounting record
+    UNKNOWN = "unknown"      # neither in the queue nor (yet) in accounting
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What the batch system knows about one job."""
+
+    state: SgeState
+    exit_status: int | None = None
+    failed: int | None = None
+    failed_reason: str | None = None
+    deleted_by: str | None = None
+    wallclock: float | None = None
+    h_rt: float | None = None
+    maxvmem: str | None = None
+    hostname: str | None = None
+    reason: str | None = None  # free text, e.g. the error of an Eqw job
+
+
+class StateSource(Protocol):
+    def job_info(self, sge_job_id: str) -> JobInfo: ...
+
+    def terminate(self, sge_job_id: str) -> None:
+        """Best effort removal of a job the reconciler gave up on."""
+        ...
+
+
+# -- the decision -----------------------------------------------------------------
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def finished_reason(info: JobInfo, job: JobRecord) -> str:
+    """Readable reason for a job Grid Engine finished without the launcher reporting."""
+    ref = f"Grid Engine job {job.sge_job_id}"
+    where = f" on {info.hostname}" if info.hostname else ""
+    if info.deleted_by:
+        return f"{ref} was deleted by {info.deleted_by}{where} before it finished."
+    status = info.exit_status
+    if status is not None and status > 128:
+        sig = _signal_name(status - 128)
+        if info.h_rt is not None and info.wallclock is not None and info.wallclock >= info.h_rt - 1:
+            return (f"{ref} was killed ({sig}){where} after {info.wallclock:.0f} s: "
+                    f"it reached its run time limit h_rt of {info.h_rt:.0f} s.")
+        if sig in ("SIGKILL", "SIGXCPU", "SIGSEGV", "SIGABRT", "SIGBUS") and info.maxvmem:
+            return (f"{ref} was killed ({sig}){where}: a resource limit was exceeded or it was deleted "
+                    f"(peak memory {info.maxvmem}).")
+        return f"{ref} was killed ({sig}){where}: deleted, or a resource limit was exceeded."
+    if info.failed not in (None, 0, 100):
+        text = f": {info.failed_reason}" if info.failed_reason else ""
+        return f"{ref} could not run{where} (Grid Engine failure {info.failed}{text})."
+    if status not in (None, 0):
+        return f"The job launcher of {ref} crashed{where} with exit status {status}; see its error log."
+    return f"{ref} ended{where} without the job reporting a result (its launcher crashed or was killed)."
+
+
+@dataclass(frozen=True)
+class Decision:
+    fail: bool
+    reason: str = ""
+    terminate: bool = False
+    mark_gone: bool = False
+
+
+KEEP = Decision(fail=False)
+
+
+def _age(since: dt.datetime | None, now: dt.datetime) -> float:
+    return (now - since).total_seconds() if since else 0.0
+
+
+def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_timeout: float,
+           gone_grace: float, submit_timeout: float) -> Decision:
+    """What to do with one active job, given what Grid Engine says (``None``: no SGE job id)."""
+    if info is None:
+        if _age(job.created_at, now) >= submit_timeout:
+            return Decision(True, f"The job was never handed to Grid Engine (no job id after {submit_timeout:.0f} s).")
+        return KEEP
+    ref = f"Grid Engine job {job.sge_job_id}"
+    if info.state in (SgeState.QUEUED, SgeState.HELD, SgeState.SUSPENDED):
+        return KEEP
+    if info.state == SgeState.RUNNING:
+        last = job.heartbeat_at
+        if job.state == STARTED and last is not None and _age(last, now) >= heartbeat_timeout:
+            host = job.exec_host or info.hostname or "its exec host"
+            return Decision(True, f"Lost contact with {ref} on {host}: no heartbeat for "
+                                  f"{_age(last, now):.0f} s (host down or launcher hung).", terminate=True)
+        return KEEP
+    if info.state == SgeState.ERROR:
+        text = f": {info.reason}" if info.reason else ""
+        return Decision(True, f"{ref} is in error state and will not run{text}.", terminate=True)
+    if info.state == SgeState.FINISHED:
+        return Decision(True, finished_reason(info, job))
+    # UNKNOWN: deleted while queued, or accounting not written yet.
+    if job.gone_since is None:
+        return Decision(False, mark_gone=True) if gone_grace > 0 else Decision(
+            True, f"{ref} is no longer known to Grid Engine (deleted, or lost with its host).")
+    if _age(job.gone_since, now) >= gone_grace:
+        return Decision(True, f"{ref} is no longer known to Grid Engine (deleted, or lost with its host).")
+    return KEEP
+
+
+# -- applying it --------------------------------------------------------------------
+
+FailWriter = Callable[[JobRecord, str], None]
+
+
+def write_failed_status(job: JobRecord, reason: str) -> None:
+    """ProcessFailed status document (atomically) and PyWPS requests row for ``job``."""
+    from pywps import WPSRequest
+    from pywps import configuration as pywps_config
+    from pywps.response.status import WPS_STATUS
+
+    from .processes import process_class
+    from .response import GridEngineExecuteResponse
+
+    process = process_class(job.identifier)()
+    process._set_uuid(job.uuid)
+    process._setup_status_storage()
+    if job.workdir:
+        process.set_workdir(job.workdir)
+    wps_request = WPSRequest()
+    wps_request.language = str(pywps_config.get_config_value("server", "language") or "en-US").split(",")[0].strip()
+    response = GridEngineExecuteResponse(wps_request, uuid=job.uuid, process=process)
+    response.store_status_file = True
+    response.sge_job_id = job.sge_job_id
+    # clean=False: keep the work directory (dump, logs) for the operator.
+    response._update_status(WPS_STATUS.FAILED, reason, 100, clean=False)
+
+
+@dataclass
+class PassResult:
+    checked: int = 0
+    failed: int = 0
+
+
+class Reconciler:
+    def __init__(self, store: JobStore, source: StateSource, *, heartbeat_timeout: float = 30.0,
+                 gone_grace: float = 15.0, submit_timeout: float = 120.0,
+                 write_failed: FailWriter = write_failed_status, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.store = store
+        self.source = source
+        self.heartbeat_timeout = heartbeat_timeout
+        self.gone_grace = gone_grace
+        self.submit_timeout = submit_timeout
+        self.write_failed = write_failed
+        self.clock = clock
+
+    def run_once(self) -> PassResult:
+        result = PassResult()
+        for job in self.store.active():
+            result.checked += 1
+            try:
+                if self._reconcile(job):
+                    result.failed += 1
+            except Exception:
+                LOGGER.exception("reconciling WPS job %s (SGE job %s) failed", job.uuid, job.sge_job_id)
+        return result
+
+    def _reconcile(self, job: JobRecord) -> bool:
+        now = self.clock()
+        info = self.source.job_info(job.sge_job_id) if job.sge_job_id else None
+        decision = decide(job, info, now, heartbeat_timeout=self.heartbeat_timeout,
+                          gone_grace=self.gone_grace, submit_timeout=self.submit_timeout)
+        if decision.mark_gone:
+            self.store.mark_gone(job.uuid, now)
+        elif info is not None and info.state != SgeState.UNKNOWN and job.gone_since is not None:
+            self.store.clear_gone(job.uuid)
+        if not decision.fail:
+            return False
+        # Claim the row first: if the launcher finished meanwhile, it wins.
+        if not self.store.transition(job.uuid, "failed", decision.reason, now=now):
+            return False
+        LOGGER.warning("WPS job %s (%s) failed by reconciler: %s", job.uuid, job.identifier, decision.reason)
+        if decision.terminate and job.sge_job_id:
+            try:
+                self.source.terminate(job.sge_job_id)
+            except Exception:
+                LOGGER.warning("could not delete Grid Engine job %s", job.sge_job_id, exc_info=True)
+        self.write_failed(job, decision.reason)
+        return True
+
+
+# -- the real Grid Engine state source --------------------------------------------------
+
+def _seconds(value: str) -> float | None:
+    value = value.strip()
+    match = re.match(r"^(\d+(?:\.\d+)?)s?$", value)
+    if match:
+        return float(match.group(1))
+    parts = value.split(":")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        h, m, s = (int(p) for p in parts)
+        return float(h * 3600 + m * 60 + s)
+    return None
+
+
+def parse_qacct(text: str) -> dict[str, str]:
+    """Fields of the last record of ``qacct -j <id>`` output (a job restarted has several)."""
+    records: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("====="):
+            if current:
+                records.append(current)
+            current = {}
+            continue
+        parts = line.split(None, 1)
+        if parts:
+            current[parts[0]] = parts[1].strip() if len(parts) > 1 else ""
+    if current:
+        records.append(current)
+    return records[-1] if records else {}
+
+
+def _h_rt_of(category: str) -> float | None:
+    match = re.search(r"h_rt=([0-9:]+)", category)
+    return _seconds(match.group(1)) if match else None
+
+
+def info_from_qacct(fields: Mapping[str, str]) -> JobInfo:
+    def leading_int(value: str | None) -> int | None:
+        match = re.match(r"^\s*(-?\d+)", value or "")
+        return int(match.group(1)) if match else None
+
+    failed_raw = fields.get("failed", "")
+    deleted_by = fields.get("deleted_by", "").strip()
+    wallclock = fields.get("ru_wallclock") or fields.get("wallclock") or ""
+    return JobInfo(
+        state=SgeState.FINISHED,
+        exit_status=leading_int(fields.get("exit_status")),
+        failed=leading_int(failed_raw),
+        failed_reason=failed_raw.split(":", 1)[1].strip() if ":" in failed_raw else None,
+        deleted_by=deleted_by if deleted_by and deleted_by.upper() != "NONE" else None,
+        wallclock=_seconds(wallclock) if wallclock else None,
+        h_rt=_h_rt_of(fields.get("category", "")),
+        maxvmem=fields.get("maxvmem") or None,
+        hostname=fields.get("hostname") or None,
+    )
+
+
+class GridEngineStateSource:
+    """DRMAA ``jobStatus`` for jobs Grid Engine still holds, ``qacct -j`` for finished ones.
+
+    A DRMAA session only knows the exit status of jobs it submitted itself;
+    the reconciler's session did not submit any, so finished jobs are read from
+    the accounting file (``qacct``), which the qmaster writes with a delay.
+    """
+
+    def __init__(self, qacct: str = "qacct", qdel: str = "qdel") -> None:
+        import drmaa  # loads libdrmaa
+
+        self._drmaa = drmaa
+        self._session = drmaa.Session()
+        self._session.initialize()
+        self._qacct = qacct
+        self._qdel = qdel
+
+    def close(self) -> None:
+        self._session.exit()
+
+    def job_info(self, sge_job_id: str) -> JobInfo:
+        drmaa = self._drmaa
+        try:
+            status = self._session.jobStatus(sge_job_id)
+        except drmaa.errors.InvalidJobException:
+            status = None
+        states = drmaa.JobState
+        if status == states.QUEUED_ACTIVE:
+            return JobInfo(SgeState.QUEUED)
+        if status in (states.USER_ON_HOLD,):
+            return JobInfo(SgeState.HELD)
+        if status in (states.SYSTEM_ON_HOLD, states.USER_SYSTEM_ON_HOLD):
+            return JobInfo(SgeState.ERROR, reason=f"held by the system, see qstat -j {sge_job_id}")
+        if status == states.RUNNING:
+            return JobInfo(SgeState.RUNNING)
+        if status in (states.SYSTEM_SUSPENDED, states.USER_SUSPENDED, states.USER_SYSTEM_SUSPENDED):
+            return JobInfo(SgeState.SUSPENDED)
+        if status == states.FAILED:
+            fields = self._accounting(sge_job_id)
+            return info_from_qacct(fields) if fields else JobInfo(SgeState.ERROR, reason="DRMAA reports it failed")
+        fields = self._accounting(sge_job_id)
+        return info_from_qacct(fields) if fields else JobInfo(SgeState.UNKNOWN)
+
+    def _accounting(self, sge_job_id: str) -> dict[str, str]:
+        try:
+            proc = subprocess.run([self._qacct, "-j", str(sge_job_id)], capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            LOGGER.warning("qacct -j %s could not run", sge_job_id, exc_info=True)
+            return {}
+        return parse_qacct(proc.stdout) if proc.returncode == 0 else {}
+
+    def terminate(self, sge_job_id: str) -> None:
+        self._session.control(sge_job_id, self._drmaa.JobControlAction.TERMINATE)
+
+
+# -- command line ---------------------------------------------------------------------------
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="pywps-gridengine-reconciler",
+                                     description="Fail WPS jobs that Grid Engine lost.")
+    parser.add_argument("-c", "--config", help="pywps.cfg to use (default: $PYWPS_CFG)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="run one pass and exit (default)")
+    mode.add_argument("--loop", action="store_true", help="run a pass every [gridengine] interval seconds")
+    parser.add_argument("--interval", type=float, help="seconds between passes in --loop (overrides the config)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -> int:
+    args = parse_args(argv)
+    if args.config:
+        os.environ["PYWPS_CFG"] = os.path.abspath(args.config)
+    from pywps import configuration as config
+
+    from .config import load_settings
+
+    config.load_configuration(os.environ.get("PYWPS_CFG") or None)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = load_settings()
+    source = source or GridEngineStateSource()
+    reconciler = Reconciler(JobStore.from_pywps(), source, heartbeat_timeout=settings.heartbeat_timeout,
+                            gone_grace=settings.gone_grace, submit_timeout=settings.submit_timeout)
+    interval = args.interval or settings.interval
+    stop = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while True:
+        started = time.monotonic()
+        result = reconciler.run_once()
+        LOGGER.info("reconciler pass: %d active job(s), %d failed", result.checked, result.failed)
+        if not args.loop or stop["now"]:
+            return 0
+        while not stop["now"] and time.monotonic() - started < interval:
+            time.sleep(min(0.5, interval))
+        if stop["now"]:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
