@@ -6,6 +6,19 @@ set -euo pipefail
 # shellcheck source=testbed/lib.sh
 . "$(dirname "$0")/lib.sh"
 
+# Every systemd container takes inotify instances; with the kernel's default
+# of 128 per user, systemd in the twentieth or so container exits at once
+# (status 255, no log).
+raise_sysctl() {
+  local key=$1 want=$2 have
+  have=$(sysctl -n "$key" 2>/dev/null || echo 0)
+  if [ "$have" -lt "$want" ]; then
+    as_root sysctl -q -w "$key=$want" || log "warning: could not raise $key to $want (now $have)"
+  fi
+}
+raise_sysctl fs.inotify.max_user_instances 8192
+raise_sysctl fs.inotify.max_user_watches 524288
+
 if docker info >/dev/null 2>&1; then
   log "docker engine: running ($(docker version --format '{{.Server.Version}}'))"
   exit 0
