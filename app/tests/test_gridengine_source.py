@@ -1,0 +1,95 @@
+"""GridEngineStateSource against a stand-in DRMAA module and a stand-in qacct command."""
+
+from __future__ import annotations
+
+import stat
+import sys
+import types
+
+import pytest
+
+from pywps_gridengine.reconciler import GridEngineStateSource, SgeState
+
+QACCT_DELETED = """\
+==============================================================
+qname        wps.q
+hostname     exec1
+jobnumber    7
+failed       100 : assumedly after job
+exit_status  137
+ru_wallclock 4s
+category     -q wps.q -l h_rt=600
+deleted_by   wps@web1
+"""
+
+
+class InvalidJobException(Exception):
+    pass
+
+
+def fake_drmaa(states: dict[str, str]) -> types.ModuleType:
+    module = types.ModuleType("drmaa")
+    module.InvalidJobException = InvalidJobException
+    module.JobState = types.SimpleNamespace(
+        UNDETERMINED="undetermined", QUEUED_ACTIVE="queued_active", SYSTEM_ON_HOLD="system_on_hold",
+        USER_ON_HOLD="user_on_hold", USER_SYSTEM_ON_HOLD="user_system_on_hold", RUNNING="running",
+        SYSTEM_SUSPENDED="system_suspended", USER_SUSPENDED="user_suspended",
+        USER_SYSTEM_SUSPENDED="user_system_suspended", DONE="done", FAILED="failed")
+    module.JobControlAction = types.SimpleNamespace(TERMINATE="terminate")
+
+    class Session:
+        def initialize(self) -> None:
+            pass
+
+        def exit(self) -> None:
+            pass
+
+        def jobStatus(self, job_id: str) -> str:  # noqa: N802 - DRMAA's name
+            if job_id not in states:
+                raise InvalidJobException(job_id)
+            return states[job_id]
+
+    module.Session = Session
+    return module
+
+
+def qacct_script(tmp_path, records: dict[str, str], broken: bool = False):
+    script = tmp_path / "qacct"
+    lines = ["#!/bin/sh"]
+    if broken:
+        lines.append('echo "error: cannot open accounting file" >&2; exit 1')
+    for job_id, text in records.items():
+        lines.append(f'if [ "$2" = "{job_id}" ]; then cat <<"EOF"\n{text}EOF\nexit 0; fi')
+    lines.append('echo "error: job id $2 not found" >&2; exit 1')
+    script.write_text("\n".join(lines) + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
+@pytest.fixture
+def source(monkeypatch, tmp_path):
+    states = {"1": "queued_active", "2": "running", "3": "user_on_hold", "4": "system_on_hold",
+              "5": "user_suspended", "6": "undetermined"}
+    monkeypatch.setitem(sys.modules, "drmaa", fake_drmaa(states))
+    return GridEngineStateSource(qacct=qacct_script(tmp_path, {"7": QACCT_DELETED}))
+
+
+@pytest.mark.parametrize(("job_id", "state"), [
+    ("1", SgeState.QUEUED), ("2", SgeState.RUNNING), ("3", SgeState.HELD), ("4", SgeState.ERROR),
+    ("5", SgeState.SUSPENDED), ("6", SgeState.UNKNOWN), ("99", SgeState.UNKNOWN),
+])
+def test_states(source, job_id, state):
+    assert source.job_info(job_id).state == state
+
+
+def test_finished_job_comes_from_accounting(source):
+    info = source.job_info("7")
+    assert info.state == SgeState.FINISHED
+    assert (info.deleted_by, info.exit_status, info.h_rt, info.wallclock) == ("wps@web1", 137, 600.0, 4.0)
+
+
+def test_unreadable_accounting_is_an_error_not_a_lost_job(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "drmaa", fake_drmaa({}))
+    source = GridEngineStateSource(qacct=qacct_script(tmp_path, {}, broken=True))
+    with pytest.raises(RuntimeError, match="accounting file"):
+        source.job_info("8")
