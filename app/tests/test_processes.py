@@ -220,3 +220,32 @@ def test_health_ok_and_failing(client, make_env):
     resp = client.get("/health")
     assert resp.status_code == 503
     assert resp.json["checks"]["outputpath"].startswith("not writable")
+
+
+def test_health_in_scheduler_mode_needs_drmaa_library(make_env, monkeypatch, tmp_path):
+    from werkzeug.test import Client
+
+    from pywps_gridengine.wsgi import create_service, make_app
+
+    env = make_env(mode="scheduler")
+    client = Client(make_app(create_service(str(env.cfg))))
+    monkeypatch.delenv("DRMAA_LIBRARY_PATH", raising=False)
+    resp = client.get("/health")
+    assert resp.status_code == 503 and "unset" in resp.json["checks"]["drmaa"]
+    lib = tmp_path / "libdrmaa.so.1.0"
+    lib.write_bytes(b"")
+    monkeypatch.setenv("DRMAA_LIBRARY_PATH", str(lib))
+    assert client.get("/health").status_code == 200
+
+
+def test_gunicorn_entry_point_reads_pywps_cfg(make_env, monkeypatch):
+    from werkzeug.test import Client
+
+    from pywps_gridengine import wsgi
+
+    make_env(mode="default")  # sets PYWPS_CFG
+    monkeypatch.setattr(wsgi, "_application", None)
+    resp = Client(wsgi.application).get("/wps", query_string={"service": "WPS", "request": "Execute",
+                                                              "version": "1.0.0", "identifier": "hello",
+                                                              "datainputs": "name=Friday"})
+    assert literal_output(xml(resp.data), "output") == "Hello Friday"

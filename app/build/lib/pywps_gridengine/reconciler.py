@@ -314,14 +314,13 @@ class GridEngineStateSource:
     the accounting file (``qacct``), which the qmaster writes with a delay.
     """
 
-    def __init__(self, qacct: str = "qacct", qdel: str = "qdel") -> None:
+    def __init__(self, qacct: str = "qacct") -> None:
         import drmaa  # loads libdrmaa
 
         self._drmaa = drmaa
         self._session = drmaa.Session()
         self._session.initialize()
         self._qacct = qacct
-        self._qdel = qdel
 
     def close(self) -> None:
         self._session.exit()
@@ -330,7 +329,7 @@ class GridEngineStateSource:
         drmaa = self._drmaa
         try:
             status = self._session.jobStatus(sge_job_id)
-        except drmaa.errors.InvalidJobException:
+        except drmaa.InvalidJobException:  # no longer in the qmaster: finished or deleted
             status = None
         states = drmaa.JobState
         if status == states.QUEUED_ACTIVE:
@@ -350,12 +349,17 @@ class GridEngineStateSource:
         return info_from_qacct(fields) if fields else JobInfo(SgeState.UNKNOWN)
 
     def _accounting(self, sge_job_id: str) -> dict[str, str]:
-        try:
-            proc = subprocess.run([self._qacct, "-j", str(sge_job_id)], capture_output=True, text=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            LOGGER.warning("qacct -j %s could not run", sge_job_id, exc_info=True)
+        """The job's accounting record; ``{}`` only when qacct says the job is not (yet) there.
+
+        Any other failure (qacct missing, accounting file unreadable) raises, so
+        the job is left alone instead of being taken for gone.
+        """
+        proc = subprocess.run([self._qacct, "-j", str(sge_job_id)], capture_output=True, text=True, timeout=30)
+        if proc.returncode == 0:
+            return parse_qacct(proc.stdout)
+        if "not found" in proc.stderr or "not found" in proc.stdout:
             return {}
-        return parse_qacct(proc.stdout) if proc.returncode == 0 else {}
+        raise RuntimeError(f"qacct -j {sge_job_id} failed ({proc.returncode}): {proc.stderr.strip()}")
 
     def terminate(self, sge_job_id: str) -> None:
         self._session.control(sge_job_id, self._drmaa.JobControlAction.TERMINATE)
@@ -385,6 +389,7 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
     config.load_configuration(os.environ.get("PYWPS_CFG") or None)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     settings = load_settings()
+    owned = source is None
     source = source or GridEngineStateSource()
     reconciler = Reconciler(JobStore.from_pywps(), source, heartbeat_timeout=settings.heartbeat_timeout,
                             gone_grace=settings.gone_grace, submit_timeout=settings.submit_timeout)
@@ -396,16 +401,20 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    while True:
-        started = time.monotonic()
-        result = reconciler.run_once()
-        LOGGER.info("reconciler pass: %d active job(s), %d failed", result.checked, result.failed)
-        if not args.loop or stop["now"]:
-            return 0
-        while not stop["now"] and time.monotonic() - started < interval:
-            time.sleep(min(0.5, interval))
-        if stop["now"]:
-            return 0
+    try:
+        while True:
+            started = time.monotonic()
+            result = reconciler.run_once()
+            LOGGER.info("reconciler pass: %d active job(s), %d failed", result.checked, result.failed)
+            if not args.loop or stop["now"]:
+                return 0
+            while not stop["now"] and time.monotonic() - started < interval:
+                time.sleep(min(0.5, interval))
+            if stop["now"]:
+                return 0
+    finally:
+        if owned and isinstance(source, GridEngineStateSource):
+            source.close()
 
 
 if __name__ == "__main__":

@@ -43,14 +43,20 @@ def create_service(cfgfile: str | None = None) -> Service:
 
 
 def health() -> tuple[int, dict[str, Any]]:
-    """Check what a request needs: configuration, writable output/work dirs, database."""
+    """Check what a request needs: configuration, writable output/work dirs, database,
+    and in scheduler mode the DRMAA library. Returns (HTTP status, JSON body)."""
     checks: dict[str, str] = {}
+    scheduler = processing_mode() == "scheduler"
     try:
-        if processing_mode() == "scheduler":
+        if scheduler:
             load_settings()
         checks["config"] = "ok"
     except ConfigError as e:
         checks["config"] = str(e)
+    if scheduler:
+        # Submission needs the DRMAA library; it is not loaded here (that happens per job).
+        lib = os.environ.get("DRMAA_LIBRARY_PATH", "")
+        checks["drmaa"] = "ok" if lib and os.path.isfile(lib) else f"DRMAA_LIBRARY_PATH is not a file: {lib or 'unset'}"
     for key in ("outputpath", "workdir"):
         path = str(pywps_config.get_config_value("server", key))
         checks[key] = "ok" if os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK) else f"not writable: {path}"
