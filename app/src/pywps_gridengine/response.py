@@ -48,8 +48,17 @@ class GridEngineExecuteResponse(ExecuteResponse):
     to Grid Engine); ``sge_job_id`` once Grid Engine accepted it.
     """
 
+    _shared_template_env: Any = None
+
     def __init__(self, wps_request: Any, uuid: Any, **kwargs: Any) -> None:
         super().__init__(wps_request, uuid, **kwargs)
+        # PyWPS builds a new Jinja environment per response and so compiles the
+        # template again for every request; one shared environment keeps the
+        # compiled template (Jinja environments are safe to share for rendering).
+        cls = GridEngineExecuteResponse
+        if cls._shared_template_env is None:
+            cls._shared_template_env = self.template_env
+        self.template_env = cls._shared_template_env
         self.sge_job_id: str | None = None
         self.job_store: jobs.JobStore | None = None
         self.exec_host: str | None = None
