@@ -1,0 +1,136 @@
+"""The NFS roles over the wire: nfs-ganesha's export, proven with libnfs.
+
+The containers have no kernel NFS client, so the clients talk NFSv4 with the
+userspace client (nfs-cp, nfs-ls, nfs-cat) as the service user's uid.
+"""
+
+import os
+import shlex
+import time
+import uuid
+
+import pytest
+import testinfra
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+SERVER = "nfs-server"
+CLIENTS = ["nfs-web", "nfs-exec"]
+SHARED = "/srv/wps"
+testinfra_hosts = [f"ansible://{SERVER}?ansible_inventory={INVENTORY}"]
+
+
+def remote(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def url(path: str, version: int = 4) -> str:
+    return f"nfs://{SERVER}{SHARED}/{path}?version={version}"
+
+
+def nfs(name: str, command: str, *args: str, user: str | None = "wps"):
+    """Run a libnfs command on host NAME, as USER (None: as root)."""
+    prefix = f"runuser -u {user} -- " if user else ""
+    return remote(name).run(prefix + " ".join([command, *map(shlex.quote, args)]))
+
+
+def write(name: str, path: str, content: str, user: str | None = "wps"):
+    """Copy CONTENT through NFS to PATH from host NAME."""
+    host = remote(name)
+    local = host.check_output("runuser -u wps -- mktemp")
+    host.check_output(f"runuser -u wps -- sh -c {shlex.quote(f'printf %s {shlex.quote(content)} > {local}')}")
+    try:
+        return nfs(name, "nfs-cp", local, url(path), user=user)
+    finally:
+        host.run(f"rm -f {local}")
+
+
+def test_shared_tree_is_owned_by_the_service_user(host):
+    uid = host.user("wps").uid
+    assert uid == 2000
+    for name in ("outputs", "workdir", "log"):
+        directory = host.file(f"{SHARED}/{name}")
+        assert directory.is_directory
+        assert (directory.uid, directory.gid) == (2000, 2000)
+
+
+@pytest.mark.parametrize(("writer", "reader"), [("nfs-web", "nfs-exec"), ("nfs-exec", "nfs-web")])
+def test_client_writes_and_other_client_reads_over_nfs(host, writer, reader):
+    name = f"outputs/molecule-{uuid.uuid4().hex}.txt"
+    content = f"written by {writer}"
+    result = write(writer, name, content)
+    assert result.rc == 0, result.stderr
+    listing = nfs(reader, "nfs-ls", url("outputs"))
+    assert listing.rc == 0, listing.stderr
+    line = next(line for line in listing.stdout.splitlines() if line.endswith(name.split("/")[1]))
+    assert line.split()[2:4] == ["2000", "2000"], line
+    read = nfs(reader, "nfs-cat", url(name))
+    assert read.rc == 0, read.stderr
+    assert read.stdout == content
+    # What went over the wire is on the server's disk, owned by the service user.
+    on_disk = host.file(f"{SHARED}/{name}")
+    assert on_disk.content_string == content
+    assert (on_disk.uid, on_disk.gid) == (2000, 2000)
+
+
+def test_root_is_squashed():
+    result = write("nfs-web", f"outputs/root-{uuid.uuid4().hex}.txt", "root", user=None)
+    assert result.rc != 0
+    assert "NFS4ERR_ACCESS" in result.stderr
+
+
+def test_outsider_is_refused():
+    listing = nfs("nfs-outsider", "nfs-ls", url(""), user=None)
+    assert listing.rc != 0
+    as_service_user = write("nfs-outsider", f"outputs/outsider-{uuid.uuid4().hex}.txt", "outsider")
+    assert as_service_user.rc != 0
+
+
+def test_nfsv3_is_not_served():
+    listing = nfs("nfs-web", "nfs-ls", url("outputs", version=3))
+    assert listing.rc != 0
+
+
+def test_export_survives_a_server_restart(host):
+    name = f"outputs/restart-{uuid.uuid4().hex}.txt"
+    assert write("nfs-web", name, "before the restart").rc == 0
+    host.check_output("systemctl restart nfs-ganesha.service")
+    assert host.service("nfs-ganesha").is_enabled
+    # After a restart the server is in its grace period (5 s in this scenario)
+    # and answers NFS4ERR_GRACE to opens: a kernel client waits, so do we.
+    deadline = time.monotonic() + 60
+    while True:
+        read = nfs("nfs-exec", "nfs-cat", url(name))
+        if read.rc == 0 or time.monotonic() > deadline:
+            break
+        assert "NFS4ERR_GRACE" in read.stderr, read.stderr
+        time.sleep(1)
+    assert read.rc == 0, read.stderr
+    assert read.stdout == "before the restart"
+    assert write("nfs-exec", f"outputs/after-{uuid.uuid4().hex}.txt", "after").rc == 0
+
+
+def test_clients_see_the_stand_in_at_the_shared_path():
+    for name in CLIENTS:
+        assert remote(name).mount_point(SHARED).exists, f"{SHARED} is not mounted on {name}"
+
+
+def test_kernel_server_configuration(host):
+    """nfsd cannot run in containers: check what the role renders for it."""
+    root = "/var/tmp/nfs-kernel"
+    clients = sorted(remote(name).check_output("ip -4 -o route get 1.1.1.1").split(" src ")[1].split()[0] for name in CLIENTS)
+    exports = [
+        line
+        for line in host.file(f"{root}/etc/exports.d/pywps-gridengine.exports").content_string.splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert len(exports) == 1
+    path, *entries = exports[0].split()
+    assert path == SHARED
+    assert sorted(entry.split("(")[0] for entry in entries) == clients
+    for entry in entries:
+        options = entry.split("(")[1].rstrip(")").split(",")
+        assert "rw" in options and "root_squash" in options and "sec=sys" in options
+        assert "no_root_squash" not in options and "insecure" not in options
+    assert "*" not in exports[0]
+    nfs_conf = host.file(f"{root}/etc/nfs.conf.d/pywps-gridengine.conf").content_string
+    assert "vers3=n" in nfs_conf and "vers4=y" in nfs_conf and "udp=n" in nfs_conf
