@@ -1,0 +1,88 @@
+"""The PyWPS app installed by the pywps role, behind nginx, on one host."""
+
+import time
+import xml.etree.ElementTree as ET
+
+WPS = "http://localhost/wps?service=WPS&version=1.0.0"
+NS = {"wps": "http://www.opengis.net/wps/1.0.0", "ows": "http://www.opengis.net/ows/1.1"}
+
+
+def get(host, url: str) -> tuple[int, str]:
+    out = host.check_output(f"curl -sS -w '\\n%{{http_code}}' '{url}'")
+    body, _, code = out.rpartition("\n")
+    return int(code), body
+
+
+def test_gunicorn_runs_as_the_service_user_behind_its_socket(host):
+    assert host.service("pywps.socket").is_running
+    assert host.service("pywps.service").is_enabled
+    socket = host.file("/run/pywps/gunicorn.sock")
+    assert socket.is_socket
+    assert (socket.user, socket.mode) == ("www-data", 0o600)
+    workers = host.process.filter(comm="gunicorn")
+    assert len(workers) >= 3  # the arbiter and at least two sync workers
+    assert {p.user for p in workers} == {"wps"}
+
+
+def test_the_virtualenv_holds_exactly_the_pins(host):
+    freeze = set(host.check_output("/opt/pywps/venv/bin/pip freeze --exclude pywps-gridengine").lower().split())
+    wanted = set(
+        line.strip().lower()
+        for line in host.check_output("cat /opt/pywps/wheelhouse/*/requirements.txt").splitlines()
+        if line.strip() and not line.startswith("#")
+    )
+    assert wanted <= freeze
+    assert "pywps==4.8.1" in freeze
+
+
+def test_config_is_readable_by_the_service_user_only(host):
+    cfg = host.file("/etc/pywps/pywps.cfg")
+    assert (cfg.user, cfg.group, cfg.mode) == ("root", "wps", 0o640)
+    assert "maxsingleinputsize = 100mb" in cfg.content_string
+
+
+def test_getcapabilities_lists_the_demo_processes(host):
+    code, body = get(host, f"{WPS}&request=GetCapabilities")
+    assert code == 200
+    ids = {e.text for e in ET.fromstring(body).iterfind(".//wps:Process/ows:Identifier", NS)}
+    assert {"hello", "sleep"} <= ids
+
+
+def test_hello_runs_synchronously(host):
+    code, body = get(host, f"{WPS}&request=Execute&identifier=hello&datainputs=name=Friday")
+    assert code == 200
+    doc = ET.fromstring(body)
+    assert doc.find(".//wps:ProcessSucceeded", NS) is not None
+    assert "Friday" in doc.find(".//wps:LiteralData", NS).text
+
+
+def test_sleep_runs_asynchronously_and_succeeds(host):
+    code, body = get(host, f"{WPS}&request=Execute&identifier=sleep&datainputs=delay=0.2&storeExecuteResponse=true&status=true")
+    assert code == 200
+    location = ET.fromstring(body).get("statusLocation")
+    assert location.startswith("http://pw-web/wpsoutputs/")
+    local = location.replace("http://pw-web/", "http://localhost/")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        code, status = get(host, local)
+        assert code == 200
+        doc = ET.fromstring(status)
+        if doc.find(".//wps:ProcessSucceeded", NS) is not None:
+            break
+        assert doc.find(".//wps:ProcessFailed", NS) is None, status
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"sleep did not succeed within 60 s: {status}")
+
+
+def test_unknown_process_is_an_exception_report_not_a_traceback(host):
+    code, body = get(host, f"{WPS}&request=DescribeProcess&identifier=nosuchprocess")
+    assert code == 400
+    assert "ExceptionReport" in body
+    assert "Traceback" not in body
+
+
+def test_health_checks_the_app(host):
+    code, body = get(host, "http://localhost/health")
+    assert code == 200
+    assert '"database": "ok"' in body
