@@ -117,7 +117,9 @@ def test_clients_see_the_stand_in_at_the_shared_path():
 def test_kernel_server_configuration(host):
     """nfsd cannot run in containers: check what the role renders for it."""
     root = "/var/tmp/nfs-kernel"
-    clients = sorted(remote(name).check_output("ip -4 -o route get 1.1.1.1").split(" src ")[1].split()[0] for name in CLIENTS)
+    clients = sorted(
+        remote(name).check_output("ip -4 -o route get 1.1.1.1").split(" src ")[1].split()[0] for name in CLIENTS
+    )
     exports = [
         line
         for line in host.file(f"{root}/etc/exports.d/pywps-gridengine.exports").content_string.splitlines()

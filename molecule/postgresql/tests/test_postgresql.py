@@ -24,7 +24,8 @@ def psql(name: str, sql: str, password: str = PASSWORD, user: str = "wps", dbnam
     """Run SQL on the database server from host NAME over TCP with a password."""
     conninfo = f"host={DB_HOST} port=5432 dbname={dbname} user={user} sslmode=disable connect_timeout=5"
     return remote(name).run(
-        f"env PGPASSWORD={shlex.quote(password)} psql -X -At -v ON_ERROR_STOP=1 {shlex.quote(conninfo)} -c {shlex.quote(sql)}"
+        f"env PGPASSWORD={shlex.quote(password)} psql -X -At -v ON_ERROR_STOP=1"
+        f" {shlex.quote(conninfo)} -c {shlex.quote(sql)}"
     )
 
 
@@ -39,7 +40,8 @@ def row() -> str:
     result = psql(
         "pg-web",
         "CREATE TABLE IF NOT EXISTS molecule_jobs (token text PRIMARY KEY, host text);"
-        f"INSERT INTO molecule_jobs VALUES ('{token}', 'pg-web'); SELECT token FROM molecule_jobs WHERE token = '{token}';",
+        f"INSERT INTO molecule_jobs VALUES ('{token}', 'pg-web');"
+        f"SELECT token FROM molecule_jobs WHERE token = '{token}';",
     )
     assert result.rc == 0, result.stderr
     assert result.stdout.split()[-1] == token
@@ -87,7 +89,8 @@ def test_listens_on_the_cluster_address_only(host):
 
 
 def test_password_is_stored_as_scram(host):
-    assert as_postgres(host, "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'wps'", "postgres") == "t"
+    stored = "SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'wps'"
+    assert as_postgres(host, stored, "postgres") == "t"
     assert as_postgres(host, "SHOW password_encryption") == "scram-sha-256"
 
 
@@ -115,6 +118,7 @@ def test_nightly_backup_dumps_restores_and_expires(host, row):
     host.check_output("runuser -u postgres -- createdb -O wps wps_restore_check")
     host.check_output(f"runuser -u postgres -- pg_restore --no-owner --role=wps -d wps_restore_check {dump}")
     try:
-        assert as_postgres(host, f"SELECT count(*) FROM molecule_jobs WHERE token = '{row}'", "wps_restore_check") == "1"
+        restored = f"SELECT count(*) FROM molecule_jobs WHERE token = '{row}'"
+        assert as_postgres(host, restored, "wps_restore_check") == "1"
     finally:
         host.check_output("runuser -u postgres -- dropdb wps_restore_check")
