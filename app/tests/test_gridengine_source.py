@@ -53,11 +53,13 @@ def fake_drmaa(states: dict[str, str]) -> types.ModuleType:
     return module
 
 
-def qacct_script(tmp_path, records: dict[str, str], broken: bool = False):
+def qacct_script(tmp_path, records: dict[str, str], broken: bool = False, no_file: bool = False):
     script = tmp_path / "qacct"
     lines = ["#!/bin/sh"]
     if broken:
         lines.append('echo "error: cannot open accounting file" >&2; exit 1')
+    if no_file:  # what SGE 8.1.9's qacct says on a host without the qmaster's cell directory
+        lines.append('echo "/var/lib/gridengine/default/common/accounting: No such file or directory" >&2; exit 1')
     for job_id, text in records.items():
         lines.append(f'if [ "$2" = "{job_id}" ]; then cat <<"EOF"\n{text}EOF\nexit 0; fi')
     lines.append('echo "error: job id $2 not found" >&2; exit 1')
@@ -93,3 +95,10 @@ def test_unreadable_accounting_is_an_error_not_a_lost_job(monkeypatch, tmp_path)
     source = GridEngineStateSource(qacct=qacct_script(tmp_path, {}, broken=True))
     with pytest.raises(RuntimeError, match="accounting file"):
         source.job_info("8")
+
+
+def test_host_without_accounting_file_sees_a_gone_job_as_unknown(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "drmaa", fake_drmaa({"2": "running"}))
+    source = GridEngineStateSource(qacct=qacct_script(tmp_path, {}, no_file=True))
+    assert source.job_info("8").state == SgeState.UNKNOWN  # gone from the qmaster, no accounting here
+    assert source.job_info("2").state == SgeState.RUNNING

@@ -321,6 +321,7 @@ class GridEngineStateSource:
         self._session = drmaa.Session()
         self._session.initialize()
         self._qacct = qacct
+        self._warned_no_accounting = False
 
     def close(self) -> None:
         self._session.exit()
@@ -349,15 +350,27 @@ class GridEngineStateSource:
         return info_from_qacct(fields) if fields else JobInfo(SgeState.UNKNOWN)
 
     def _accounting(self, sge_job_id: str) -> dict[str, str]:
-        """The job's accounting record; ``{}`` only when qacct says the job is not (yet) there.
+        """The job's accounting record; ``{}`` when there is none to read.
 
-        Any other failure (qacct missing, accounting file unreadable) raises, so
-        the job is left alone instead of being taken for gone.
+        ``{}`` when qacct says the job is not (yet) there, and when this host
+        has no accounting file at all: the qmaster writes it in its own cell
+        directory, which a web host does not share unless the site shares
+        ``$SGE_ROOT/$SGE_CELL/common``. A job Grid Engine no longer knows is
+        then failed after the grace period, without the precise reason
+        (deleted, killed by a limit) only accounting gives. Any other failure
+        (qacct missing, accounting file unreadable) raises, so the job is left
+        alone instead of being taken for gone.
         """
         proc = subprocess.run([self._qacct, "-j", str(sge_job_id)], capture_output=True, text=True, timeout=30)
         if proc.returncode == 0:
             return parse_qacct(proc.stdout)
         if "not found" in proc.stderr or "not found" in proc.stdout:
+            return {}
+        if "accounting: No such file or directory" in proc.stderr:
+            if not self._warned_no_accounting:
+                LOGGER.warning("no Grid Engine accounting file on this host (%s): jobs Grid Engine no longer "
+                               "knows are failed without the reason accounting would give", proc.stderr.strip())
+                self._warned_no_accounting = True
             return {}
         raise RuntimeError(f"qacct -j {sge_job_id} failed ({proc.returncode}): {proc.stderr.strip()}")
 
