@@ -1,0 +1,171 @@
+"""The original demo's walkthrough, end to end, against the whole cluster.
+
+Clients run on this machine and reach the web host through its published
+port, as a user of the demo does (http://localhost:<port>/wps).
+"""
+
+import os
+import re
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+import requests
+import testinfra
+import testinfra.utils.ansible_runner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+BASE = "http://localhost:15000"
+WPS = f"{BASE}/wps"
+NS = {"wps": "http://www.opengis.net/wps/1.0.0", "ows": "http://www.opengis.net/ows/1.1"}
+EXEC_HOSTS = set(RUNNER.get_hosts("sge_exec"))
+testinfra_hosts = RUNNER.get_hosts("sge_qmaster")
+
+
+def remote(name: str):
+    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+
+
+def kvp(**params: str) -> requests.Response:
+    return requests.get(WPS, params={"service": "WPS", "version": "1.0.0", **params}, timeout=60)
+
+
+def execute_async(identifier: str, datainputs: str) -> str:
+    reply = kvp(request="Execute", identifier=identifier, datainputs=datainputs,
+                storeExecuteResponse="true", status="true")
+    assert reply.status_code == 200, reply.text
+    location = ET.fromstring(reply.content).get("statusLocation")
+    assert location and location.startswith(f"{BASE}/wpsoutputs/"), reply.text
+    return location
+
+
+def sge_job_id(status_xml: str) -> str | None:
+    found = re.search(r"Grid Engine job (\d+)", status_xml)
+    return found.group(1) if found else None
+
+
+def poll(location: str, timeout: float = 120) -> tuple[list[tuple[str, str | None]], str]:
+    """Poll a status document until a final state; return the states seen and the last document."""
+    seen: list[tuple[str, str | None]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = requests.get(location, timeout=10)
+        assert reply.status_code == 200
+        doc = ET.fromstring(reply.content)  # never half a file: written atomically
+        status = doc.find("wps:Status", NS)[0]
+        state = status.tag.split("}")[1]
+        if not seen or seen[-1] != (state, status.get("percentCompleted")):
+            seen.append((state, status.get("percentCompleted")))
+        if state in ("ProcessSucceeded", "ProcessFailed"):
+            return seen, reply.text
+        time.sleep(0.25)
+    raise AssertionError(f"no final state within {timeout} s: {seen}")
+
+
+def test_getcapabilities(host):
+    reply = kvp(request="GetCapabilities")
+    assert reply.status_code == 200
+    ids = {e.text for e in ET.fromstring(reply.content).iterfind(".//wps:Process/ows:Identifier", NS)}
+    assert {"hello", "sleep"} <= ids
+
+
+def test_hello_runs_synchronously_on_the_web_host(host):
+    reply = kvp(request="Execute", identifier="hello", datainputs="name=Friday")
+    assert reply.status_code == 200
+    doc = ET.fromstring(reply.content)
+    assert doc.find(".//wps:ProcessSucceeded", NS) is not None
+    assert "Friday" in doc.find(".//wps:LiteralData", NS).text
+    assert sge_job_id(reply.text) is None
+
+
+def test_sleep_runs_on_an_exec_host_with_progress(host):
+    location = execute_async("sleep", "delay=1")
+    seen, final = poll(location)
+    states = [s for s, _ in seen]
+    assert states[-1] == "ProcessSucceeded", final
+    assert "ProcessStarted" in states
+    assert len({p for s, p in seen if s == "ProcessStarted"}) >= 3, seen  # progress moved
+    job = sge_job_id(final)
+    assert job, final
+    # Accounting on the qmaster says where it ran: an exec host, never the qmaster.
+    deadline = time.monotonic() + 30
+    while (run := host.run(f"qacct -j {job}")).rc != 0 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert run.rc == 0, run.stderr
+    hostname = re.search(r"^hostname\s+(\S+)", run.stdout, re.M).group(1)
+    assert hostname.split(".")[0] in EXEC_HOSTS
+    assert re.search(r"^owner\s+wps\s*$", run.stdout, re.M), run.stdout
+    assert re.search(r"^exit_status\s+0\s*$", run.stdout, re.M), run.stdout
+
+
+def test_owslib_async_with_output_by_reference(host):
+    from owslib.wps import WebProcessingService, monitorExecution
+
+    wps = WebProcessingService(WPS, version="1.0.0", skip_caps=False)
+    execution = wps.execute("textfile", [("lines", "3")], output=[("output", True, "text/csv")], mode="async")
+    monitorExecution(execution, sleepSecs=1, download=False)
+    assert execution.isSucceded(), execution.errors
+    [output] = execution.processOutputs
+    assert output.reference.startswith(f"{BASE}/wpsoutputs/")
+    assert output.mimeType == "text/csv"
+    body = requests.get(output.reference, timeout=10)
+    assert body.status_code == 200
+    assert body.text.splitlines() == ["n,square", "1,1", "2,4", "3,9"]
+
+
+def test_birdy_runs_hello_and_sleep_async(host):
+    from birdy import WPSClient
+
+    # progress=True is birdy's asynchronous mode: it polls the status document.
+    client = WPSClient(WPS, progress=True)
+    hello = client.hello(name="Birdy")
+    assert hello.isSucceded(), hello.errors
+    assert "Birdy" in hello.get()[0]
+    assert sge_job_id(requests.get(hello.statusLocation, timeout=10).text), "hello did not go through Grid Engine"
+    sleep = client.sleep(delay=0)
+    assert sleep.isSucceded(), sleep.errors
+    assert sleep.get()[0] == "done sleeping"
+
+
+def test_qdel_turns_the_job_into_process_failed_within_60_s(host):
+    location = execute_async("sleep", "delay=30")
+    job = None
+    deadline = time.monotonic() + 60
+    while job is None and time.monotonic() < deadline:
+        job = sge_job_id(requests.get(location, timeout=10).text)
+        time.sleep(0.5)
+    assert job, "the status document never named its Grid Engine job"
+    time.sleep(2)
+    # As the job's owner on the web host (the submit host), as a user would.
+    remote(RUNNER.get_hosts("web")[0]).check_output(f"sudo -u wps -i qdel {job}")
+    deleted = time.monotonic()
+    seen, final = poll(location, timeout=90)
+    assert seen[-1][0] == "ProcessFailed", final
+    assert time.monotonic() - deleted < 60
+    assert "Grid Engine" in final
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"request": "DescribeProcess", "identifier": "nosuchprocess"}, 400),
+        ({"request": "Execute", "identifier": "nosuchprocess", "datainputs": "x=1"}, 400),
+        ({"request": "Execute", "identifier": "sleep", "datainputs": "delay=soon"}, 400),
+        ({"request": "Execute", "identifier": "wordcount"}, 400),
+    ],
+    ids=["describe-unknown", "execute-unknown", "wrong-type", "missing-input"],
+)
+def test_bad_requests_get_an_exception_report(host, params, code):
+    reply = kvp(**params)
+    assert reply.status_code == code, reply.text
+    assert "ExceptionReport" in reply.text
+    assert "Traceback" not in reply.text
+
+
+def test_malformed_xml_post_gets_an_exception_report(host):
+    reply = requests.post(WPS, data=b"<wps:Execute service='WPS' version='1.0.0'", timeout=30,
+                          headers={"Content-Type": "text/xml"})
+    assert 400 <= reply.status_code < 500, reply.text
+    assert "ExceptionReport" in reply.text
+    assert "Traceback" not in reply.text
