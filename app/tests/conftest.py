@@ -1,8 +1,10 @@
-"""Shared fixtures: a throw-away PyWPS configuration with SQLite and temporary directories."""
+"""Shared fixtures: a throw-away PyWPS configuration with SQLite and temporary directories.
+
+Helpers for tests (reading WPS documents, a client of the app) are in ``wpstest.py``.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,13 +12,11 @@ from pathlib import Path
 import pytest
 from lxml import etree
 from pywps import configuration
-from werkzeug.test import Client
+from pywps.tests import WpsClient
+from wpstest import app_client
 
-NS = {
-    "wps": "http://www.opengis.net/wps/1.0.0",
-    "ows": "http://www.opengis.net/ows/1.1",
-    "xlink": "http://www.w3.org/1999/xlink",
-}
+from pywps_gridengine import jobs
+from pywps_gridengine.config import AppConfig, load
 
 BASE_CFG = """\
 [server]
@@ -45,6 +45,14 @@ database = sqlite:///{root}/wps.sqlite
 class WpsEnv:
     root: Path
     cfg: Path
+    _config: AppConfig | None = None
+
+    @property
+    def config(self) -> AppConfig:
+        """The app's configuration, loaded once by the app's own loader."""
+        if self._config is None:
+            self._config = load(str(self.cfg))
+        return self._config
 
     @property
     def outputs(self) -> Path:
@@ -74,46 +82,10 @@ def make_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., W
     monkeypatch.delenv("PYWPS_CFG", raising=False)
     yield _make
     configuration.CONFIG = None
+    jobs._STORES.clear()
 
 
 @pytest.fixture
-def client(make_env: Callable[..., WpsEnv]) -> Client:
+def client(make_env: Callable[..., WpsEnv]) -> WpsClient:
     """WSGI test client of the app in default (local) processing mode."""
-    from pywps_gridengine.wsgi import create_service, make_app
-
-    env = make_env(mode="default")
-    return Client(make_app(create_service(str(env.cfg))))
-
-
-def xml(data: bytes) -> etree._Element:
-    return etree.fromstring(data)
-
-
-def status_of(doc: etree._Element) -> str:
-    status = doc.find("wps:Status", NS)
-    assert status is not None, etree.tostring(doc)
-    return etree.QName(status[0]).localname
-
-
-def status_text(doc: etree._Element) -> str:
-    status = doc.find("wps:Status", NS)
-    return " ".join(status.itertext()).strip()
-
-
-def literal_output(doc: etree._Element, identifier: str) -> str:
-    for out in doc.iterfind(".//wps:ProcessOutputs/wps:Output", NS):
-        if out.findtext("ows:Identifier", namespaces=NS) == identifier:
-            return out.findtext(".//wps:LiteralData", namespaces=NS)
-    raise AssertionError(f"no output {identifier}: {etree.tostring(doc)}")
-
-
-def output_element(doc: etree._Element, identifier: str) -> etree._Element:
-    for out in doc.iterfind(".//wps:ProcessOutputs/wps:Output", NS):
-        if out.findtext("ows:Identifier", namespaces=NS) == identifier:
-            return out
-    raise AssertionError(f"no output {identifier}: {etree.tostring(doc)}")
-
-
-def uuid_from_status_location(doc: etree._Element) -> str:
-    location = doc.get("statusLocation")
-    return os.path.basename(location)[: -len(".xml")]
+    return app_client(make_env(mode="default").config)

@@ -77,8 +77,8 @@ def request_uuids() -> set[str]:
         session.close()
 
 
-def job_uuids() -> set[str]:
-    return {job.uuid for job in JobStore.from_pywps().all()}
+def job_uuids(env) -> set[str]:
+    return {job.uuid for job in JobStore.for_config(env.config).all()}
 
 
 class Tree:
@@ -119,7 +119,7 @@ class Tree:
 def gridengine_job(env, uuid: str, state: str, days_ago: float, workdir: str | None = None,
                    pywps_status: int | None = None) -> None:
     """A job handed to Grid Engine: job-table row and PyWPS row, ended (or last seen) ``days_ago``."""
-    store = JobStore.from_pywps()
+    store = JobStore.for_config(env.config)
     store.create(uuid, "sleep", workdir=workdir, now=utc_ago(days_ago + 0.01))
     store.set_submitted(uuid, "17", "wps-sleep", "-l h_rt=60", now=utc_ago(days_ago + 0.01))
     if state != "accepted":
@@ -160,7 +160,7 @@ def test_old_finished_jobs_are_removed_files_and_rows(env, capsys):
 
     for tree in trees:
         assert tree.exists() == [False] * 5
-    assert request_uuids() == set() and job_uuids() == set()
+    assert request_uuids() == set() and job_uuids(env) == set()
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1
     assert "removed 2 job(s) ended more than 7 day(s) ago" in out[0]
@@ -175,7 +175,7 @@ def test_job_whose_files_are_already_gone_loses_its_rows(env, capsys):
 
     assert run(env) == 0
 
-    assert request_uuids() == set() and job_uuids() == set()
+    assert request_uuids() == set() and job_uuids(env) == set()
     assert "removed 2 job(s)" in capsys.readouterr().out
 
 
@@ -189,7 +189,7 @@ def test_recent_finished_jobs_are_kept(env):
     assert run(env) == 0
 
     assert tree.exists() == [True] * 5
-    assert request_uuids() == {uuid} and job_uuids() == {uuid}
+    assert request_uuids() == {uuid} and job_uuids(env) == {uuid}
 
 
 def test_old_jobs_not_ended_are_kept_whatever_their_age(env, capsys):
@@ -213,7 +213,7 @@ def test_old_jobs_not_ended_are_kept_whatever_their_age(env, capsys):
 
     for tree in trees.values():
         assert tree.exists() == [True] * 5, tree.uuid
-    assert request_uuids() == set(trees) and job_uuids() == set(trees) - {queued}
+    assert request_uuids() == set(trees) and job_uuids(env) == set(trees) - {queued}
     assert "kept 5 older job(s) not ended" in capsys.readouterr().out
 
 
@@ -353,7 +353,7 @@ def test_database_values_pointing_outside_are_refused(env, tmp_path, monkeypatch
     assert "refused 6 path(s)" in captured.out
     # The jobs with a bad work directory are gone from the database (the directory was not theirs);
     # the row with the bad uuid stays.
-    assert request_uuids() == {"../outside"} and job_uuids() == set()
+    assert request_uuids() == {"../outside"} and job_uuids(env) == set()
 
 
 def test_etc_as_workdir_is_refused(env, capsys):
@@ -393,7 +393,7 @@ def test_rows_stay_when_files_cannot_be_deleted(env, monkeypatch, capsys):
     monkeypatch.undo()
 
     assert tree.outputs.exists() and tree.workdir.exists()
-    assert request_uuids() == {uuid} and job_uuids() == {uuid}
+    assert request_uuids() == {uuid} and job_uuids(env) == {uuid}
     captured = capsys.readouterr()
     assert "could not delete" in captured.err and "2 error(s)" in captured.out
 
@@ -414,7 +414,7 @@ def test_dry_run_deletes_nothing_and_lists_everything(env, capsys):
     assert run(env, "--dry-run") == 0
 
     assert sorted(str(p) for p in env.root.rglob("*")) == before
-    assert request_uuids() == {uuid, other} and job_uuids() == {uuid}
+    assert request_uuids() == {uuid, other} and job_uuids(env) == {uuid}
     out = capsys.readouterr().out
     for path in (tree.status, tree.outputs, tree.workdir, *tree.logs, env.outputs / f"{orphan}.xml"):
         if path.parent != tree.workdir:
@@ -497,6 +497,7 @@ def test_cleanup_class_on_an_engine(tmp_path):
                      {"t": local_ago(3)})
     roots = cleanup.Roots(tmp_path, tmp_path)
     (tmp_path / "u1.xml").write_text("abc")
-    summary = cleanup.Cleanup(engine, "x_", roots, 2, out=lambda _: None, err=lambda _: None).run()
+    store = JobStore(engine, "x_", create_table=False)
+    summary = cleanup.Cleanup(store, roots, 2, out=lambda _: None, err=lambda _: None).run()
     assert (summary.jobs, summary.paths, summary.bytes) == (1, 1, 3)
     assert not (tmp_path / "u1.xml").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pywps_gridengine.config import ConfigError, Resources, load_settings
+from pywps_gridengine.config import ConfigError, Resources, load, load_settings
 
 
 def test_defaults_without_section(make_env):
@@ -96,11 +96,11 @@ def test_app_refuses_to_start_with_bad_gridengine_section(make_env):
 
     env = make_env(extra="[gridengine:sleep]\nh_vmem = much\n")
     with pytest.raises(ConfigError, match=r"\[gridengine:sleep\]"):
-        create_service(str(env.cfg))
+        create_service(load(str(env.cfg)))
 
 
 def test_bad_section_ignored_outside_scheduler_mode(make_env):
     from pywps_gridengine.wsgi import create_service
 
     env = make_env(mode="default", extra="[gridengine:sleep]\nh_vmem = much\n")
-    assert "sleep" in create_service(str(env.cfg)).processes
+    assert "sleep" in create_service(load(str(env.cfg))).processes

@@ -44,7 +44,7 @@ def fake_drmaa(states: dict[str, str]) -> types.ModuleType:
         def exit(self) -> None:
             pass
 
-        def jobStatus(self, job_id: str) -> str:  # noqa: N802 - DRMAA's name
+        def jobStatus(self, job_id: str) -> str:
             if job_id not in states:
                 raise InvalidJobException(job_id)
             return states[job_id]

@@ -62,9 +62,67 @@ def test_gone_since_is_set_once(tmp_path):
 def test_table_sits_beside_pywps_tables(make_env):
     from pywps import dblog
 
-    make_env()
-    jobs = JobStore.from_pywps()
+    env = make_env()
+    jobs = JobStore.for_config(env.config)
     jobs.create("u1", "hello")
     engine = dblog.get_session().get_bind()
     tables = set(sa.inspect(engine).get_table_names())
     assert {"pywps_requests", "pywps_gridengine_jobs"} <= tables
+
+
+def requests_row(jobs, uuid):
+    with jobs.engine.connect() as conn:
+        return conn.execute(jobs.requests.select().where(jobs.requests.c.uuid == uuid)).first()
+
+
+def add_request_row(jobs, uuid):
+    with jobs.engine.begin() as conn:
+        conn.execute(jobs.requests.insert().values(uuid=uuid, pid=1, operation="execute", version="1.0.0",
+                                                   time_start=T0, status=1, percent_done=0))
+
+
+def test_requests_row_follows_the_job_row(tmp_path):
+    jobs = store(tmp_path)
+    jobs.create("u1", "sleep", now=T0)
+    add_request_row(jobs, "u1")
+    assert jobs.record("u1", "started", "running", 40, now=T0 + dt.timedelta(seconds=5))
+    row = requests_row(jobs, "u1")
+    assert (row.status, row.message, row.percent_done) == (2, "running", 40)
+    assert jobs.transition("u1", "failed", "lost")
+    row = requests_row(jobs, "u1")
+    assert (row.status, row.message, row.percent_done) == (5, "lost", 100)
+
+
+def test_refused_moves_write_nothing(tmp_path):
+    jobs = store(tmp_path)
+    jobs.create("u1", "sleep", now=T0)
+    add_request_row(jobs, "u1")
+    assert jobs.record("u1", "started", "running", 20, now=T0)
+    # Accepted never comes back once the job started.
+    assert not jobs.record("u1", "accepted", "queued", 0)
+    assert jobs.get("u1").state == "started" and requests_row(jobs, "u1").status == 2
+    assert jobs.transition("u1", "failed", "lost with its host")
+    # A late launcher's progress update and its success are both refused.
+    assert not jobs.record("u1", "started", "still running", 80)
+    assert not jobs.record("u1", "succeeded", "done", 100)
+    row = requests_row(jobs, "u1")
+    assert (jobs.get("u1").state, row.status, row.message) == ("failed", 5, "lost with its host")
+
+
+def test_progress_keeps_the_start_time(tmp_path):
+    jobs = store(tmp_path)
+    jobs.create("u1", "sleep", now=T0)
+    assert jobs.record("u1", "started", "0 %", 0, now=T0 + dt.timedelta(seconds=1))
+    assert jobs.record("u1", "started", "50 %", 50, now=T0 + dt.timedelta(seconds=9))
+    record = jobs.get("u1")
+    assert record.started_at == T0 + dt.timedelta(seconds=1)
+    assert record.heartbeat_at == T0 + dt.timedelta(seconds=9)
+
+
+def test_cutoff_is_one_moment_on_both_clocks():
+    from pywps_gridengine.jobs import Cutoff, local_of
+
+    cutoff = Cutoff.ago(dt.timedelta(days=7), now=T0)
+    assert cutoff.utc == T0 - dt.timedelta(days=7)
+    assert cutoff.local == local_of(cutoff.utc)
+    assert cutoff.epoch == (T0 - dt.timedelta(days=7)).replace(tzinfo=dt.UTC).timestamp()

@@ -5,10 +5,18 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from conftest import status_of, status_text
+from wpstest import status_of, status_text
 
 from pywps_gridengine.jobs import JobStore
-from pywps_gridengine.reconciler import JobInfo, Reconciler, SgeState, info_from_qacct, main, parse_qacct
+from pywps_gridengine.reconciler import (
+    JobInfo,
+    Reconciler,
+    SgeState,
+    failed_document_writer,
+    info_from_qacct,
+    main,
+    parse_qacct,
+)
 
 T0 = dt.datetime(2026, 3, 1, 8, 0, 0)
 
@@ -42,10 +50,11 @@ class Clock:
 @pytest.fixture
 def world(make_env):
     env = make_env()
-    store = JobStore.from_pywps()
+    store = JobStore.for_config(env.config)
     source = TableSource()
     clock = Clock(T0)
-    reconciler = Reconciler(store, source, heartbeat_timeout=30, gone_grace=15, submit_timeout=120, clock=clock)
+    reconciler = Reconciler(store, source, heartbeat_timeout=30, gone_grace=15, submit_timeout=120,
+                            write_failed=failed_document_writer(env.config), clock=clock)
     return env, store, source, clock, reconciler
 
 

@@ -8,8 +8,16 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import NS, literal_output, output_element, status_of, status_text, uuid_from_status_location, xml
-from werkzeug.test import Client
+from wpstest import (
+    NS,
+    app_client,
+    literal_output,
+    output_element,
+    status_of,
+    status_text,
+    uuid_from_status_location,
+    xml,
+)
 
 from pywps_gridengine import launcher
 from pywps_gridengine.config import ConfigError, Settings
@@ -40,9 +48,7 @@ def cluster(make_env, monkeypatch, tmp_path):
                                            "[gridengine:sleep]\nh_rt = 00:02:00\n")
     submitter = RecordingSubmitter()
     monkeypatch.setattr(GridEngineScheduler, "submitter", submitter)
-    from pywps_gridengine.wsgi import create_service, make_app
-
-    return env, Client(make_app(create_service(str(env.cfg)))), submitter
+    return env, app_client(env.config), submitter
 
 
 def submit(client, identifier, datainputs="", **params):
@@ -86,7 +92,7 @@ def test_async_execute_submits_and_reports_sge_job(cluster):
     assert spec.environment["PYWPS_CFG"] == str(env.cfg)
     assert spec.output_path == os.path.join(spec.working_directory, f"{uuid}.out")
 
-    record = JobStore.from_pywps().get(uuid)
+    record = JobStore.for_config(env.config).get(uuid)
     assert (record.state, record.sge_job_id, record.job_name) == ("accepted", "4242", spec.job_name)
     assert record.native_specification == spec.native_specification
 
@@ -99,7 +105,7 @@ def test_launcher_runs_job_to_success(cluster, monkeypatch):
     assert status_of(doc) == "ProcessSucceeded", status_text(doc)
     assert literal_output(doc, "sleep_output") == "done sleeping"
     assert "Grid Engine job 4242" in status_text(doc)
-    record = JobStore.from_pywps().get(uuid)
+    record = JobStore.for_config(env.config).get(uuid)
     assert record.state == "succeeded" and record.exec_host and record.finished_at
     from pywps import dblog
 
@@ -139,7 +145,7 @@ def test_failing_process_fails_with_its_message(cluster, monkeypatch):
     doc = env.status_doc(uuid)
     assert status_of(doc) == "ProcessFailed"
     assert "Broken on purpose." in status_text(doc)
-    assert JobStore.from_pywps().get(uuid).state == "failed"
+    assert JobStore.for_config(env.config).get(uuid).state == "failed"
 
 
 def test_wordcount_json_on_exec_host(cluster, monkeypatch):
@@ -158,16 +164,16 @@ def test_submission_failure_fails_the_job(cluster, monkeypatch):
     assert "Could not submit the job to Grid Engine: qmaster unreachable" in status_text(doc)
     uuid = uuid_from_status_location(doc)
     assert status_of(env.status_doc(uuid)) == "ProcessFailed"
-    assert JobStore.from_pywps().get(uuid).state == "failed"
+    assert JobStore.for_config(env.config).get(uuid).state == "failed"
 
 
 def test_launcher_does_not_resurrect_a_job_the_reconciler_failed(cluster, monkeypatch):
     env, client, submitter = cluster
     uuid = uuid_from_status_location(submit(client, "sleep", "delay=0"))
-    assert JobStore.from_pywps().transition(uuid, "failed", "lost with its host")
+    assert JobStore.for_config(env.config).transition(uuid, "failed", "lost with its host")
     assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 3
     assert status_of(env.status_doc(uuid)) != "ProcessSucceeded"
-    assert JobStore.from_pywps().get(uuid).state == "failed"
+    assert JobStore.for_config(env.config).get(uuid).state == "failed"
 
 
 def test_grid_engine_queues_not_pywps(cluster):

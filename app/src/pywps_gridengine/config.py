@@ -17,6 +17,14 @@ defaults, then what the process declares (:attr:`GridEngineProcess.gridengine_re
 then ``[gridengine:<identifier>]``. PyWPS's own
 ``[processing] drmaa_native_specification`` is kept and put in front of the
 generated options, so an existing configuration keeps working.
+
+:func:`load` is the one loader: every entry point (the WSGI app, the job
+launcher, the reconciler, the cleanup) calls it once and passes the
+:class:`AppConfig` it returns down to what needs it. It is also the one place
+that sets ``PYWPS_CFG`` in the environment, which PyWPS needs: its database
+module reads the table prefix from the configuration when it is imported, and
+the configuration named there is loaded on first use. So nothing of PyWPS is
+imported at the top of this module.
 """
 
 from __future__ import annotations
@@ -26,8 +34,7 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
-
-from pywps import configuration as pywps_config
+from typing import Any
 
 SECTION = "gridengine"
 RESOURCE_KEYS = ("queue", "h_rt", "h_vmem", "slots", "parallel_environment", "extra")
@@ -112,17 +119,6 @@ def _check_complete(resources: Resources, where: str) -> Resources:
             f"{where}: slots = {resources.slots} needs a parallel_environment (e.g. smp) to request more than one slot"
         )
     return resources
-
-
-def _section_items(section: str) -> dict[str, str]:
-    """Raw key/values of one pywps.cfg section, without configparser's DEFAULT/env leakage."""
-    pywps_config.get_config_value("server", "url")  # make sure the configuration is loaded
-    cfg = pywps_config.CONFIG
-    if cfg is None or not cfg.has_section(section):
-        return {}
-    # PyWPS's parser is built with os.environ as DEFAULT section: keep only own keys.
-    own = cfg._sections.get(section, {})  # type: ignore[attr-defined]
-    return {key: cfg.get(section, key) for key in own}
 
 
 def _float(raw: Mapping[str, str], key: str, default: float) -> float:
@@ -215,23 +211,32 @@ class Settings:
         return " ".join(part for part in (self.base_native_specification, generated) if part)
 
 
-def load_settings() -> Settings:
-    """Read and validate the Grid Engine settings from the loaded PyWPS configuration.
+def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
+    """Read and validate the Grid Engine settings from a loaded PyWPS configuration.
 
-    Raises :class:`ConfigError` with the section and key at fault.
+    ``cfg`` is PyWPS's parser (default: the one PyWPS has loaded); ``cfgfile``
+    the path it was loaded from (the default of ``launcher_config``). Raises
+    :class:`ConfigError` with the section and key at fault.
     """
-    raw = _section_items(SECTION)
+    from pywps import configuration as pywps_config
+
+    from .compat import section_items
+
+    if cfg is None:
+        pywps_config.get_config_value("server", "url")  # make sure the configuration is loaded
+        cfg = pywps_config.CONFIG
+    cfgfile = cfgfile or os.environ.get("PYWPS_CFG", "")
+    raw = section_items(cfg, SECTION)
     resource_raw = {k: v for k, v in raw.items() if k in RESOURCE_KEYS}
     defaults = _check_complete(parse_resources(resource_raw, f"[{SECTION}]"), f"[{SECTION}]")
 
     overrides: dict[str, Resources] = {}
-    cfg = pywps_config.CONFIG
     for section in cfg.sections() if cfg is not None else []:
         if section.startswith(SECTION + ":"):
             identifier = section.split(":", 1)[1].strip()
             if not identifier:
                 raise ConfigError(f"[{section}]: missing process identifier after 'gridengine:'")
-            overrides[identifier] = parse_resources(_section_items(section), f"[{section}]")
+            overrides[identifier] = parse_resources(section_items(cfg, section), f"[{section}]")
 
     known = set(RESOURCE_KEYS) | {
         "launcher", "launcher_config", "job_name_prefix", "pass_env", "job_env",
@@ -241,11 +246,11 @@ def load_settings() -> Settings:
     if unknown:
         raise ConfigError(f"[{SECTION}]: unknown key(s) {', '.join(unknown)}")
 
-    processing_path = str(pywps_config.get_config_value("processing", "path") or "")
+    processing_path = _get(cfg, "processing", "path")
     launcher = raw.get("launcher", "").strip() or os.path.join(processing_path, "pywps-gridengine-launcher")
     if not os.path.isabs(launcher):
         raise ConfigError(f"[{SECTION}] launcher = {launcher!r} must be an absolute path (or set [processing] path)")
-    launcher_config = raw.get("launcher_config", "").strip() or os.environ.get("PYWPS_CFG", "")
+    launcher_config = raw.get("launcher_config", "").strip() or cfgfile
     prefix = raw.get("job_name_prefix", "wps").strip() or "wps"
     if not re.match(r"^[A-Za-z][A-Za-z0-9_.\-]*$", prefix):
         raise ConfigError(f"[{SECTION}] job_name_prefix = {prefix!r}: use letters, digits, '_', '.', '-'")
@@ -253,7 +258,7 @@ def load_settings() -> Settings:
     for name in pass_env:
         if not _ENV_NAME.match(name):
             raise ConfigError(f"[{SECTION}] pass_env: {name!r} is not an environment variable name")
-    base = str(pywps_config.get_config_value("processing", "drmaa_native_specification") or "").strip()
+    base = _get(cfg, "processing", "drmaa_native_specification")
 
     settings = Settings(
         defaults=defaults,
@@ -283,5 +288,104 @@ def load_settings() -> Settings:
     return settings
 
 
-def processing_mode() -> str:
-    return str(pywps_config.get_config_value("processing", "mode") or "default").strip().lower()
+def _get(cfg: Any, section: str, key: str) -> str:
+    """A value as PyWPS reads it (its defaults included), stripped; '' when unset."""
+    from pywps.configuration import RAW_OPTIONS
+
+    if cfg is None or not cfg.has_section(section) or not cfg.has_option(section, key):
+        return ""
+    return str(cfg.get(section, key, raw=(section, key) in RAW_OPTIONS) or "").strip()
+
+
+SCHEDULER = "scheduler"
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """Everything the app reads from pywps.cfg, loaded once per process by :func:`load`.
+
+    ``own`` holds the values pywps.cfg itself sets for the keys the app reads
+    (PyWPS's built-in defaults left out, see :attr:`explicit`): the cleanup
+    never guesses where job files are.
+    """
+
+    cfgfile: str
+    mode: str
+    url: str
+    outputurl: str
+    outputpath: str
+    workdir: str
+    language: str
+    database: str
+    prefix: str
+    bindir: str
+    log_level: str
+    log_file: str
+    log_format: str
+    gridengine: Settings | None
+    explicit: frozenset[tuple[str, str]] = frozenset()
+
+    @property
+    def scheduler(self) -> bool:
+        return self.mode == SCHEDULER
+
+    @property
+    def log_dir(self) -> str:
+        """Where Grid Engine writes each job's stdout/stderr ('' = the job's work directory)."""
+        return self.gridengine.log_dir if self.gridengine is not None else ""
+
+    def is_set(self, section: str, key: str) -> bool:
+        """Whether pywps.cfg itself sets ``[section] key`` (not a PyWPS default)."""
+        return (section, key) in self.explicit
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AppConfig:
+        # Immutable: PyWPS deep-copies a process per request, the configuration stays shared.
+        return self
+
+
+def load(cfgfile: str | None = None) -> AppConfig:
+    """Load pywps.cfg (``cfgfile``, else ``$PYWPS_CFG``) into PyWPS and into an :class:`AppConfig`.
+
+    Sets ``PYWPS_CFG`` (the one place that does): PyWPS reads it when its
+    database module is imported and when it loads its configuration, and the
+    job environment passes it on. In scheduler mode the ``[gridengine]``
+    sections are validated here, so a bad section stops the process at start.
+    Raises :class:`ConfigError` for a missing file or a bad value.
+    """
+    import configparser
+
+    cfgfile = cfgfile or os.environ.get("PYWPS_CFG") or ""
+    if cfgfile:
+        cfgfile = os.path.abspath(cfgfile)
+        if not os.path.isfile(cfgfile) or not os.access(cfgfile, os.R_OK):
+            raise ConfigError(f"configuration {cfgfile} does not exist or is not readable")
+        os.environ["PYWPS_CFG"] = cfgfile
+    from pywps import configuration as pywps_config
+
+    try:
+        pywps_config.load_configuration([cfgfile] if cfgfile else None)
+        own = configparser.RawConfigParser(default_section="\0", interpolation=None)
+        if cfgfile:
+            own.read(cfgfile, encoding="utf-8")
+    except configparser.Error as e:
+        raise ConfigError(f"configuration {cfgfile}: {str(e).splitlines()[0]}") from None
+    cfg = pywps_config.CONFIG
+    explicit = frozenset((section, key) for section in own.sections() for key in own.options(section))
+    mode = (_get(cfg, "processing", "mode") or "default").lower()
+    return AppConfig(
+        cfgfile=cfgfile,
+        mode=mode,
+        url=_get(cfg, "server", "url"),
+        outputurl=_get(cfg, "server", "outputurl"),
+        outputpath=_get(cfg, "server", "outputpath"),
+        workdir=_get(cfg, "server", "workdir"),
+        language=(_get(cfg, "server", "language") or "en-US").split(",")[0].strip(),
+        database=_get(cfg, "logging", "database"),
+        prefix=_get(cfg, "logging", "prefix"),
+        bindir=_get(cfg, "processing", "path"),
+        log_level=_get(cfg, "logging", "level") or "INFO",
+        log_file=_get(cfg, "logging", "file"),
+        log_format=_get(cfg, "logging", "format"),
+        gridengine=load_settings(cfg, cfgfile) if mode == SCHEDULER else None,
+        explicit=explicit,
+    )

@@ -1,34 +1,93 @@
-"""Job bookkeeping beside PyWPS's requests table.
+"""The job store: the one owner of every SQL statement the app runs.
 
 PyWPS keeps one row per request in ``<prefix>requests`` (status, percentage,
-message) but nothing about the batch system. This table adds, per WPS job
-handed to Grid Engine: the SGE job id and name, the state as the app sees it,
-the exec host and a heartbeat of the launcher, so the reconciler can find jobs
-that Grid Engine lost and fail them. It lives in the same database as PyWPS's
-tables (``[logging] database``): PostgreSQL in production, SQLite in tests.
+message) but nothing about the batch system. The app's ``<prefix>gridengine_jobs``
+table adds, per WPS job handed to Grid Engine: the SGE job id and name, the
+state as the app sees it (:class:`JobState`), the exec host and a heartbeat of
+the launcher, so the reconciler can find jobs that Grid Engine lost and fail
+them. Both live in the same database (``[logging] database``): PostgreSQL in
+production, SQLite in tests.
 
-State changes are compare-and-set: a row that already reached a final state
-(``succeeded``/``failed``) is never moved again. That is what keeps a
-reconciler's "failed" from being overwritten by a launcher that was presumed
-lost but later comes back, and vice versa.
+The job row decides. Every state change is a compare-and-set on it
+(:meth:`JobStore.record`): a row that reached a final state is never moved
+again, and a move the row refuses changes nothing else either. PyWPS's
+requests row of the same job follows the job row in the same transaction, so
+the two never disagree. That keeps a reconciler's "failed" from being
+overwritten by a launcher that was presumed lost but comes back, and the
+other way round.
+
+The clean-up's queries (:meth:`JobStore.ended_candidates` and the ones after
+it) live here too, so no other module knows a table or a status number.
+
+Clocks: the job table is stamped in UTC; PyWPS stamps its requests rows in
+the web host's local time (``datetime.now()``). Every age the store compares
+is derived from one UTC clock (:class:`Cutoff`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import enum
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-ACCEPTED = "accepted"
-STARTED = "started"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
+
+class JobState(enum.StrEnum):
+    """States of the job row: accepted → started → succeeded | failed."""
+
+    ACCEPTED = "accepted"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATES
+
+
+ACCEPTED = JobState.ACCEPTED
+STARTED = JobState.STARTED
+SUCCEEDED = JobState.SUCCEEDED
+FAILED = JobState.FAILED
 ACTIVE_STATES = (ACCEPTED, STARTED)
 FINAL_STATES = (SUCCEEDED, FAILED)
+
+# Which states a row may be in for a move to each state to be accepted.
+_ALLOWED_FROM: dict[JobState, tuple[JobState, ...]] = {
+    ACCEPTED: (ACCEPTED,),              # never back to Accepted once started
+    STARTED: (ACCEPTED, STARTED),       # started, then progress updates
+    SUCCEEDED: ACTIVE_STATES,
+    FAILED: ACTIVE_STATES,
+}
+
+
+class RequestStatus(enum.IntEnum):
+    """PyWPS's status numbers in its requests table (``pywps.response.status.WPS_STATUS``).
+
+    Named here so no module compares bare numbers; ``tests/test_compat.py``
+    pins them to PyWPS's own values.
+    """
+
+    UNKNOWN = 0
+    ACCEPTED = 1
+    STARTED = 2
+    PAUSED = 3
+    SUCCEEDED = 4
+    FAILED = 5
+
+
+REQUEST_FINAL = (RequestStatus.SUCCEEDED, RequestStatus.FAILED)
+STATE_OF_STATUS = {
+    RequestStatus.ACCEPTED: ACCEPTED,
+    RequestStatus.STARTED: STARTED,
+    RequestStatus.SUCCEEDED: SUCCEEDED,
+    RequestStatus.FAILED: FAILED,
+}
+STATUS_OF_STATE = {state: status for status, state in STATE_OF_STATUS.items()}
 
 
 def utcnow() -> dt.datetime:
@@ -36,7 +95,31 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
-def _table(metadata: sa.MetaData, prefix: str) -> sa.Table:
+def local_of(utc: dt.datetime) -> dt.datetime:
+    """The naive local time (as PyWPS stamps its rows) of a naive UTC time."""
+    return utc.replace(tzinfo=dt.UTC).astimezone().replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """One moment, on the clock of each table: UTC for the job table, local time for PyWPS's."""
+
+    utc: dt.datetime
+
+    @property
+    def local(self) -> dt.datetime:
+        return local_of(self.utc)
+
+    @property
+    def epoch(self) -> float:
+        return self.utc.replace(tzinfo=dt.UTC).timestamp()
+
+    @classmethod
+    def ago(cls, age: dt.timedelta, now: dt.datetime | None = None) -> Cutoff:
+        return cls((now or utcnow()) - age)
+
+
+def _jobs_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
     return sa.Table(
         f"{prefix}gridengine_jobs",
         metadata,
@@ -59,6 +142,19 @@ def _table(metadata: sa.MetaData, prefix: str) -> sa.Table:
     )
 
 
+def _pywps_tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table]:
+    """PyWPS's requests and stored-requests tables, under ``prefix``.
+
+    Copied from PyWPS's own models (``pywps.dblog``), not declared again, so
+    their columns follow the PyWPS release installed.
+    """
+    from pywps import dblog
+
+    requests = dblog.ProcessInstance.__table__.to_metadata(metadata, name=f"{prefix}requests")
+    stored = dblog.RequestInstance.__table__.to_metadata(metadata, name=f"{prefix}stored_requests")
+    return requests, stored
+
+
 @dataclass(frozen=True)
 class JobRecord:
     uuid: str
@@ -79,103 +175,146 @@ class JobRecord:
     updated_at: dt.datetime
 
 
-class JobStore:
-    """Access to the ``<prefix>gridengine_jobs`` table."""
+@dataclass(frozen=True)
+class CleanupRows:
+    """What the database holds about one job the clean-up considers."""
 
-    def __init__(self, engine: Engine, prefix: str = "pywps_") -> None:
+    uuid: str
+    request: sa.Row[Any] | None
+    job: sa.Row[Any] | None
+    stored: bool
+
+
+class MissingTable(LookupError):
+    """PyWPS's requests table is not in the database."""
+
+
+class JobStore:
+    """The job table, PyWPS's request rows of the same jobs, and the clean-up's queries.
+
+    ``create_table=False`` (the clean-up) never creates a table; the store
+    then works without the job table where a database has none yet.
+    """
+
+    def __init__(self, engine: Engine, prefix: str = "pywps_", *, create_table: bool = True,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.engine = engine
+        self.prefix = prefix
+        self.clock = clock
         self.metadata = sa.MetaData()
-        self.table = _table(self.metadata, prefix)
-        self.metadata.create_all(engine)
+        self.table = _jobs_table(self.metadata, prefix)
+        self.requests, self.stored = _pywps_tables(self.metadata, prefix)
+        if create_table:
+            # PyWPS creates its own tables on its first session; creating them here
+            # as well (same definitions) lets the store work before PyWPS has run.
+            self.metadata.create_all(engine, checkfirst=True)
+        inspector = sa.inspect(engine)
+        self.has_jobs_table = create_table or inspector.has_table(self.table.name)
+        self._has_stored = inspector.has_table(self.stored.name)
 
     @classmethod
-    def from_pywps(cls) -> JobStore:
-        """Use the database and table prefix PyWPS is configured with (``[logging]``)."""
-        from pywps import configuration, dblog
-
-        database = str(configuration.get_config_value("logging", "database"))
-        prefix = str(configuration.get_config_value("logging", "prefix") or "")
-        key = (database, prefix)
+    def for_config(cls, config: Any) -> JobStore:
+        """The store of ``config``'s database and table prefix, sharing PyWPS's engine (one per process)."""
+        key = (config.database, config.prefix)
         store = _STORES.get(key)
         if store is None:
+            from pywps import dblog
+
             session = dblog.get_session()
             try:
                 engine = session.get_bind()
             finally:
                 session.close()
-            store = _STORES[key] = cls(engine, prefix)  # type: ignore[arg-type]
+            store = _STORES[key] = cls(engine, config.prefix)  # type: ignore[arg-type]
         return store
 
-    # -- writes -----------------------------------------------------------------
+    # -- job rows: writes ---------------------------------------------------------
 
     def create(self, uuid: str, identifier: str, workdir: str | None = None, now: dt.datetime | None = None) -> None:
-        now = now or utcnow()
+        now = now or self.clock()
         with self.engine.begin() as conn:
-            conn.execute(
-                self.table.insert().values(
-                    uuid=str(uuid), identifier=identifier, state=ACCEPTED, workdir=workdir,
-                    created_at=now, updated_at=now,
-                )
-            )
+            conn.execute(self.table.insert().values(
+                uuid=str(uuid), identifier=identifier, state=ACCEPTED, workdir=workdir,
+                created_at=now, updated_at=now))
 
     def set_submitted(self, uuid: str, sge_job_id: str, job_name: str, native_specification: str,
                       now: dt.datetime | None = None) -> None:
-        now = now or utcnow()
+        now = now or self.clock()
         with self.engine.begin() as conn:
             conn.execute(
                 self.table.update()
                 .where(self.table.c.uuid == str(uuid))
                 .values(sge_job_id=str(sge_job_id), job_name=job_name,
-                        native_specification=native_specification, submitted_at=now, updated_at=now)
-            )
+                        native_specification=native_specification, submitted_at=now, updated_at=now))
 
-    def transition(self, uuid: str, state: str, message: str | None = None, *,
-                   exec_host: str | None = None, now: dt.datetime | None = None) -> bool:
-        """Move an active job to ``state``; False if the row is already final (or missing)."""
-        now = now or utcnow()
+    def record(self, uuid: str, state: JobState | str, message: str | None = None, percent: float | None = None,
+               *, exec_host: str | None = None, now: dt.datetime | None = None) -> bool:
+        """Compare-and-set the job row to ``state``, and PyWPS's requests row with it.
+
+        Accepted only from Accepted, Started from Accepted or Started (progress),
+        a final state from an active one. False, and nothing written, when the
+        row refuses (already final, already started, or missing).
+        """
+        state = JobState(state)
+        now = now or self.clock()
+        t = self.table
         values: dict[str, Any] = {"state": state, "updated_at": now}
         if message is not None:
             values["message"] = message
         if state == STARTED:
-            values["started_at"] = now
+            values["started_at"] = sa.func.coalesce(t.c.started_at, now)
             values["heartbeat_at"] = now
         if exec_host is not None:
             values["exec_host"] = exec_host
-        if state in FINAL_STATES:
+        if state.final:
             values["finished_at"] = now
         with self.engine.begin() as conn:
-            result = conn.execute(
-                self.table.update()
-                .where(self.table.c.uuid == str(uuid), self.table.c.state.in_(ACTIVE_STATES))
-                .values(**values)
-            )
-        return result.rowcount == 1
+            result = conn.execute(t.update().where(t.c.uuid == str(uuid), t.c.state.in_(_ALLOWED_FROM[state]))
+                                  .values(**values))
+            if result.rowcount != 1:
+                return False
+            self._write_request_row(conn, uuid, STATUS_OF_STATE[state], message, percent, now)
+        return True
+
+    def transition(self, uuid: str, state: JobState | str, message: str | None = None, *,
+                   exec_host: str | None = None, now: dt.datetime | None = None) -> bool:
+        """Move an active job to ``state`` (:meth:`record` with a final percentage for a final state)."""
+        state = JobState(state)
+        return self.record(uuid, state, message, 100 if state.final else None, exec_host=exec_host, now=now)
+
+    def _write_request_row(self, conn: sa.Connection, uuid: str, status: RequestStatus, message: str | None,
+                           percent: float | None, now: dt.datetime) -> None:
+        # As PyWPS's own dblog.store_status writes it: time_end is "last update", in local time.
+        r = self.requests
+        values: dict[str, Any] = {"status": int(status), "time_end": local_of(now)}
+        if message is not None:
+            values["message"] = message
+        if percent is not None:
+            values["percent_done"] = percent
+        conn.execute(r.update().where(r.c.uuid == str(uuid)).values(**values))
 
     def heartbeat(self, uuid: str, now: dt.datetime | None = None) -> bool:
         """Record that the launcher is alive; False once the job is final."""
-        now = now or utcnow()
+        now = now or self.clock()
         with self.engine.begin() as conn:
             result = conn.execute(
                 self.table.update()
                 .where(self.table.c.uuid == str(uuid), self.table.c.state.in_(ACTIVE_STATES))
-                .values(heartbeat_at=now)
-            )
+                .values(heartbeat_at=now))
         return result.rowcount == 1
 
     def mark_gone(self, uuid: str, now: dt.datetime) -> None:
         """Remember when Grid Engine first stopped knowing an active job."""
         with self.engine.begin() as conn:
-            conn.execute(
-                self.table.update()
-                .where(self.table.c.uuid == str(uuid), self.table.c.gone_since.is_(None))
-                .values(gone_since=now)
-            )
+            conn.execute(self.table.update()
+                         .where(self.table.c.uuid == str(uuid), self.table.c.gone_since.is_(None))
+                         .values(gone_since=now))
 
     def clear_gone(self, uuid: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(self.table.update().where(self.table.c.uuid == str(uuid)).values(gone_since=None))
 
-    # -- reads ------------------------------------------------------------------
+    # -- job rows: reads ----------------------------------------------------------
 
     def get(self, uuid: str) -> JobRecord | None:
         with self.engine.connect() as conn:
@@ -185,17 +324,144 @@ class JobStore:
     def active(self) -> list[JobRecord]:
         """Jobs Accepted or Started, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                self.table.select()
-                .where(self.table.c.state.in_(ACTIVE_STATES))
-                .order_by(self.table.c.created_at)
-            ).mappings().all()
+            rows = conn.execute(self.table.select().where(self.table.c.state.in_(ACTIVE_STATES))
+                                .order_by(self.table.c.created_at)).mappings().all()
         return [JobRecord(**row) for row in rows]
 
-    def all(self) -> Iterable[JobRecord]:
+    def all(self) -> list[JobRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(self.table.select().order_by(self.table.c.created_at)).mappings().all()
         return [JobRecord(**row) for row in rows]
+
+    # -- clean-up queries -----------------------------------------------------------
+    #
+    # A job counts as ended before a cutoff when every row it has says so: the
+    # requests row is Succeeded/Failed and last updated before the cutoff, the
+    # job row (if any) is final and finished before it, and PyWPS's queue of
+    # stored requests does not hold it.
+
+    def require_requests_table(self) -> None:
+        if not sa.inspect(self.engine).has_table(self.requests.name):
+            raise MissingTable(self.requests.name)
+
+    def _is_execute(self) -> sa.ColumnElement[bool]:
+        return sa.func.lower(self.requests.c.operation) == "execute"
+
+    def _request_ended(self, cutoff: Cutoff) -> list[sa.ColumnElement[bool]]:
+        r = self.requests
+        return [r.c.status.in_([int(s) for s in REQUEST_FINAL]), r.c.time_end < cutoff.local]
+
+    def _job_ended(self, cutoff: Cutoff) -> list[sa.ColumnElement[bool]]:
+        j = self.table
+        return [j.c.state.in_(FINAL_STATES), j.c.finished_at < cutoff.utc]
+
+    def request_ended(self, row: sa.Row[Any] | None, cutoff: Cutoff) -> bool:
+        return row is None or (row.status in REQUEST_FINAL and row.time_end is not None
+                               and row.time_end < cutoff.local)
+
+    def job_ended(self, row: sa.Row[Any] | None, cutoff: Cutoff) -> bool:
+        return row is None or (row.state in FINAL_STATES and row.finished_at is not None
+                               and row.finished_at < cutoff.utc)
+
+    def ended_candidates(self, cutoff: Cutoff) -> list[str]:
+        """Uuids of jobs some row says ended before ``cutoff`` (checked row by row later)."""
+        with self.engine.connect() as conn:
+            found = set(conn.execute(sa.select(self.requests.c.uuid)
+                                     .where(self._is_execute(), *self._request_ended(cutoff))).scalars())
+            if self.has_jobs_table:
+                found.update(conn.execute(sa.select(self.table.c.uuid).where(*self._job_ended(cutoff))).scalars())
+        return sorted(found)
+
+    def cleanup_rows(self, uuids: Sequence[str]) -> list[CleanupRows]:
+        """The requests row, job row and stored flag of each of ``uuids``."""
+        requests: dict[str, sa.Row[Any]] = {}
+        jobs: dict[str, sa.Row[Any]] = {}
+        stored: set[str] = set()
+        with self.engine.connect() as conn:
+            for row in conn.execute(sa.select(self.requests).where(self.requests.c.uuid.in_(uuids))):
+                requests[row.uuid] = row
+            if self.has_jobs_table:
+                for row in conn.execute(sa.select(self.table).where(self.table.c.uuid.in_(uuids))):
+                    jobs[row.uuid] = row
+            if self._has_stored:
+                stored.update(conn.execute(sa.select(self.stored.c.uuid)
+                                           .where(self.stored.c.uuid.in_(uuids))).scalars())
+        return [CleanupRows(uuid, requests.get(uuid), jobs.get(uuid), uuid in stored) for uuid in uuids]
+
+    def delete_ended(self, uuid: str, cutoff: Cutoff) -> None:
+        """Compare-and-delete the rows of an ended job: a row that changed since it was read stays."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.requests).where(self.requests.c.uuid == uuid, *self._request_ended(cutoff)))
+            if self.has_jobs_table:
+                conn.execute(sa.delete(self.table).where(self.table.c.uuid == uuid, *self._job_ended(cutoff)))
+
+    def not_ended_since(self, cutoff: Cutoff) -> set[str]:
+        """Jobs started before ``cutoff`` that some row still has as accepted/started/queued."""
+        r = self.requests
+        with self.engine.connect() as conn:
+            found = set(conn.execute(sa.select(r.c.uuid).where(
+                self._is_execute(),
+                sa.or_(r.c.status.is_(None), r.c.status.not_in([int(s) for s in REQUEST_FINAL])),
+                r.c.time_start < cutoff.local)).scalars())
+            if self.has_jobs_table:
+                j = self.table
+                found.update(conn.execute(sa.select(j.c.uuid).where(
+                    j.c.state.not_in(FINAL_STATES), j.c.created_at < cutoff.utc)).scalars())
+        return found
+
+    def _other_requests_where(self, cutoff: Cutoff) -> list[sa.ColumnElement[bool]]:
+        r = self.requests
+        where = [~self._is_execute(), *self._request_ended(cutoff)]
+        if self._has_stored:
+            where.append(~r.c.uuid.in_(sa.select(self.stored.c.uuid)))
+        if self.has_jobs_table:
+            where.append(~r.c.uuid.in_(sa.select(self.table.c.uuid)))
+        return where
+
+    def count_other_requests(self, cutoff: Cutoff) -> int:
+        """Rows of GetCapabilities/DescribeProcess (they own no files) that ended before ``cutoff``."""
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(self.requests)
+                                .where(*self._other_requests_where(cutoff))).scalar_one()
+
+    def delete_other_requests(self, cutoff: Cutoff) -> int:
+        with self.engine.begin() as conn:
+            return conn.execute(sa.delete(self.requests).where(*self._other_requests_where(cutoff))).rowcount
+
+    def known(self, uuids: Iterable[str], chunk: int = 500) -> set[str]:
+        """Which of ``uuids`` have a row in any of the tables."""
+        ordered = sorted(set(uuids))
+        columns = [self.requests.c.uuid]
+        if self.has_jobs_table:
+            columns.append(self.table.c.uuid)
+        if self._has_stored:
+            columns.append(self.stored.c.uuid)
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ordered), chunk):
+                part = ordered[start:start + chunk]
+                for column in columns:
+                    found.update(conn.execute(sa.select(column).where(column.in_(part))).scalars())
+        return found
+
+    def workdirs(self) -> list[str]:
+        """Every work directory a job row records."""
+        if not self.has_jobs_table:
+            return []
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.select(self.table.c.workdir)
+                                     .where(self.table.c.workdir.is_not(None))).scalars())
+
+    def open_local_requests(self) -> list[tuple[Any, dt.datetime | None]]:
+        """(pid, time_start) of open Execute requests PyWPS runs itself (no job row)."""
+        r = self.requests
+        query = sa.select(r.c.pid, r.c.time_start).where(
+            self._is_execute(),
+            sa.or_(r.c.status.is_(None), r.c.status.not_in([int(s) for s in REQUEST_FINAL])))
+        if self.has_jobs_table:
+            query = query.where(~r.c.uuid.in_(sa.select(self.table.c.uuid)))
+        with self.engine.connect() as conn:
+            return [(pid, started) for pid, started in conn.execute(query)]
 
 
 _STORES: dict[tuple[str, str], JobStore] = {}

@@ -39,7 +39,6 @@ import argparse
 import datetime as dt
 import enum
 import logging
-import os
 import re
 import signal
 import subprocess
@@ -49,7 +48,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from .jobs import STARTED, JobRecord, JobStore, utcnow
+from .config import AppConfig, load
+from .jobs import FAILED, STARTED, JobRecord, JobStore, utcnow
 
 LOGGER = logging.getLogger("PYWPS")
 
@@ -172,27 +172,14 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
 FailWriter = Callable[[JobRecord, str], None]
 
 
-def write_failed_status(job: JobRecord, reason: str) -> None:
-    """ProcessFailed status document (atomically) and PyWPS requests row for ``job``."""
-    from pywps import WPSRequest
-    from pywps import configuration as pywps_config
-    from pywps.response.status import WPS_STATUS
+def failed_document_writer(config: AppConfig) -> FailWriter:
+    """Writes the ProcessFailed status document of a job the reconciler failed."""
+    from .compat import write_failed_document
 
-    from .processes import process_class
-    from .response import GridEngineExecuteResponse
+    def write(job: JobRecord, reason: str) -> None:
+        write_failed_document(config, job.identifier, job.uuid, job.workdir, job.sge_job_id, reason)
 
-    process = process_class(job.identifier)()
-    process._set_uuid(job.uuid)
-    process._setup_status_storage()
-    if job.workdir:
-        process.set_workdir(job.workdir)
-    wps_request = WPSRequest()
-    wps_request.language = str(pywps_config.get_config_value("server", "language") or "en-US").split(",")[0].strip()
-    response = GridEngineExecuteResponse(wps_request, uuid=job.uuid, process=process)
-    response.store_status_file = True
-    response.sge_job_id = job.sge_job_id
-    # clean=False: keep the work directory (dump, logs) for the operator.
-    response._update_status(WPS_STATUS.FAILED, reason, 100, clean=False)
+    return write
 
 
 @dataclass
@@ -204,7 +191,7 @@ class PassResult:
 class Reconciler:
     def __init__(self, store: JobStore, source: StateSource, *, heartbeat_timeout: float = 30.0,
                  gone_grace: float = 15.0, submit_timeout: float = 120.0,
-                 write_failed: FailWriter = write_failed_status, clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 write_failed: FailWriter, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.store = store
         self.source = source
         self.heartbeat_timeout = heartbeat_timeout
@@ -235,8 +222,9 @@ class Reconciler:
             self.store.clear_gone(job.uuid)
         if not decision.fail:
             return False
-        # Claim the row first: if the launcher finished meanwhile, it wins.
-        if not self.store.transition(job.uuid, "failed", decision.reason, now=now):
+        # Claim the row first (PyWPS's requests row follows in the same
+        # transaction): if the launcher finished meanwhile, it wins.
+        if not self.store.transition(job.uuid, FAILED, decision.reason, now=now):
             return False
         LOGGER.warning("WPS job %s (%s) failed by reconciler: %s", job.uuid, job.identifier, decision.reason)
         if decision.terminate and job.sge_job_id:
@@ -393,19 +381,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -> int:
     args = parse_args(argv)
-    if args.config:
-        os.environ["PYWPS_CFG"] = os.path.abspath(args.config)
-    from pywps import configuration as config
-
-    from .config import load_settings
-
-    config.load_configuration(os.environ.get("PYWPS_CFG") or None)
+    config = load(args.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = load_settings()
+    settings = config.gridengine
+    if settings is None:
+        print("pywps-gridengine-reconciler: [processing] mode is not scheduler; nothing to reconcile",
+              file=sys.stderr)
+        return 2
     owned = source is None
     source = source or GridEngineStateSource()
-    reconciler = Reconciler(JobStore.from_pywps(), source, heartbeat_timeout=settings.heartbeat_timeout,
-                            gone_grace=settings.gone_grace, submit_timeout=settings.submit_timeout)
+    reconciler = Reconciler(JobStore.for_config(config), source, heartbeat_timeout=settings.heartbeat_timeout,
+                            gone_grace=settings.gone_grace, submit_timeout=settings.submit_timeout,
+                            write_failed=failed_document_writer(config))
     interval = args.interval or settings.interval
     stop = {"now": False}
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from pywps.processing.basic import Processing
 from pywps.response.status import WPS_STATUS
 
-from .config import ConfigError, Settings, load_settings
+from .config import AppConfig, ConfigError, Settings
 from .jobs import JobStore
 
 LOGGER = logging.getLogger("PYWPS")
@@ -132,8 +132,10 @@ class GridEngineScheduler(Processing):
 
     submitter: Submitter = DrmaaSubmitter()
 
-    def __init__(self, process: Any, wps_request: Any, wps_response: Any, submitter: Submitter | None = None) -> None:
+    def __init__(self, process: Any, wps_request: Any, wps_response: Any, config: AppConfig | None = None,
+                 submitter: Submitter | None = None) -> None:
         super().__init__(process, wps_request, wps_response)
+        self.config = config if config is not None else process.app_config
         if submitter is not None:
             self.submitter = submitter
 
@@ -141,11 +143,13 @@ class GridEngineScheduler(Processing):
         job = self.job
         response = job.wps_response
         uuid = str(job.uuid)
-        store = JobStore.from_pywps()
+        store = JobStore.for_config(self.config)
         store.create(uuid, job.name, workdir=job.workdir)
         response.job_store = store
         try:
-            settings = load_settings()
+            settings = self.config.gridengine
+            if settings is None:
+                raise ConfigError("[processing] mode is not scheduler: no [gridengine] settings loaded")
             dump_filename = job.dump()
             spec = build_job_spec(
                 uuid=uuid, identifier=job.name, workdir=job.workdir, dump_filename=dump_filename,
@@ -164,11 +168,6 @@ class GridEngineScheduler(Processing):
         LOGGER.info("WPS job %s submitted to Grid Engine as job %s (%s)", uuid, sge_job_id, spec.job_name)
         store.set_submitted(uuid, sge_job_id, spec.job_name, spec.native_specification)
         response.sge_job_id = sge_job_id
-        message = f"Queued as Grid Engine job {sge_job_id} ({spec.job_name})"
-        record = store.get(uuid)
-        if record is not None and record.state == "accepted":
-            response._update_status(WPS_STATUS.ACCEPTED, message, 0)
-        else:
-            # The launcher already moved the job on: do not overwrite its status file.
-            response.message = message
-            response._update_status_doc()
+        # Accepted again with the job id; the job row refuses it (and the status
+        # document is left alone) once the launcher has started the job.
+        response._update_status(WPS_STATUS.ACCEPTED, f"Queued as Grid Engine job {sge_job_id} ({spec.job_name})", 0)

@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pywps import Service
-from pywps import configuration as pywps_config
 
-from .config import ConfigError, load_settings, processing_mode
+from .config import AppConfig, load
 from .processes import get_processes
 
 LOGGER = logging.getLogger("PYWPS")
@@ -25,40 +24,35 @@ LOGGER = logging.getLogger("PYWPS")
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def create_service(cfgfile: str | None = None) -> Service:
-    """A PyWPS Service configured from ``cfgfile`` or ``PYWPS_CFG``.
+def create_service(config: AppConfig) -> Service:
+    """A PyWPS Service over the app's processes, each given ``config``.
 
-    In scheduler mode the Grid Engine settings are validated here, so a bad
-    ``[gridengine]`` section stops the app at start instead of failing jobs.
+    In scheduler mode :func:`.config.load` has validated the Grid Engine
+    settings; each process's own resource declaration is checked against them
+    here, so a bad declaration stops the app at start instead of failing jobs.
     """
-    cfgfile = cfgfile or os.environ.get("PYWPS_CFG")
-    if cfgfile:
-        os.environ["PYWPS_CFG"] = cfgfile  # PyWPS (and the job environment) read it from here
-    service = Service(processes=get_processes(), cfgfiles=[cfgfile] if cfgfile else None)
-    if processing_mode() == "scheduler":
-        settings = load_settings()
+    processes = get_processes()
+    for process in processes:
+        process.app_config = config
+    service = Service(processes=processes, cfgfiles=[config.cfgfile] if config.cfgfile else None)
+    if config.gridengine is not None:
         for process in service.processes.values():
-            settings.resources_for(process.identifier, getattr(process, "gridengine_resources", None))
+            config.gridengine.resources_for(process.identifier, getattr(process, "gridengine_resources", None))
     return service
 
 
-def health() -> tuple[int, dict[str, Any]]:
-    """Check what a request needs: configuration, writable output/work dirs, database,
-    and in scheduler mode the DRMAA library. Returns (HTTP status, JSON body)."""
-    checks: dict[str, str] = {}
-    scheduler = processing_mode() == "scheduler"
-    try:
-        if scheduler:
-            load_settings()
-        checks["config"] = "ok"
-    except ConfigError as e:
-        checks["config"] = str(e)
-    if scheduler:
+def health(config: AppConfig) -> tuple[int, dict[str, Any]]:
+    """Check what a request needs: writable output/work dirs, database, and in
+    scheduler mode the DRMAA library. Returns (HTTP status, JSON body).
+
+    The configuration was validated when the app started (it would not run otherwise).
+    """
+    checks: dict[str, str] = {"config": "ok"}
+    if config.scheduler:
         # Submission needs the DRMAA library; it is not loaded here (that happens per job).
         lib = os.environ.get("DRMAA_LIBRARY_PATH", "")
         checks["drmaa"] = "ok" if lib and os.path.isfile(lib) else f"DRMAA_LIBRARY_PATH is not a file: {lib or 'unset'}"
-    for key in ("outputpath", "workdir"):
-        path = str(pywps_config.get_config_value("server", key))
+    for key, path in (("outputpath", config.outputpath), ("workdir", config.workdir)):
         checks[key] = "ok" if os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK) else f"not writable: {path}"
     try:
         from pywps import dblog
@@ -76,12 +70,12 @@ def health() -> tuple[int, dict[str, Any]]:
     return (200 if healthy else 503), {"status": "ok" if healthy else "error", "checks": checks}
 
 
-def make_app(service: Service) -> WSGIApp:
+def make_app(service: Service, config: AppConfig) -> WSGIApp:
     """Wrap the PyWPS service with the ``/health`` route."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").rstrip("/").endswith("/health"):
-            code, body = health()
+            code, body = health(config)
             payload = json.dumps(body).encode()
             reason = "OK" if code == 200 else "Service Unavailable"
             start_response(f"{code} {reason}", [("Content-Type", "application/json"),
@@ -93,6 +87,12 @@ def make_app(service: Service) -> WSGIApp:
     return app
 
 
+def build(cfgfile: str | None = None) -> WSGIApp:
+    """The WSGI application over ``cfgfile`` (default ``$PYWPS_CFG``): load once, wire, wrap."""
+    config = load(cfgfile)
+    return make_app(create_service(config), config)
+
+
 _application: WSGIApp | None = None
 
 
@@ -102,6 +102,6 @@ def __getattr__(name: str) -> Any:
     global _application
     if name == "application":
         if _application is None:
-            _application = make_app(create_service())
+            _application = build()
         return _application
     raise AttributeError(name)

@@ -1,0 +1,283 @@
+"""Everything the app does with PyWPS's private interfaces, in one place.
+
+PyWPS 4.8 offers no public hook for what scheduler mode on a batch cluster
+needs, so the app overrides or calls these private members:
+
+* ``Process._execute_process``, ``Process._run_async``,
+  ``Process.launch_next_process`` (:class:`SchedulerProcessMixin`): submit
+  every asynchronous request to Grid Engine at once instead of PyWPS's own
+  queue, which is broken in scheduler mode;
+* ``Process._set_uuid``, ``Process._setup_status_storage``,
+  ``Process._run_process`` (:func:`restore_job`, :func:`run_process`,
+  :func:`write_failed_document`): rebuild and run a job on an exec host, and
+  write a job's failed status document from the reconciler;
+* ``ExecuteResponse._update_status``, ``_update_status_doc``,
+  ``_update_status_file`` (:class:`GridEngineExecuteResponse`): the job row
+  decides every state change, status documents are replaced atomically;
+* ``configparser.RawConfigParser._sections`` (:func:`section_items`): a
+  section's own keys, without the environment PyWPS uses as DEFAULT section.
+
+:data:`PINNED_SIGNATURES` lists the signature of each overridden or called
+member as the installed PyWPS has it; ``tests/test_compat.py`` compares them
+with the PyWPS that is installed, so a PyWPS release that changes one fails a
+test, not production.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from pywps import Process, WPSRequest, dblog
+from pywps.exceptions import NoApplicableCode, OperationNotSupported, StorageNotSupported
+from pywps.inout.storage.file import FileStorage
+from pywps.response.execute import ExecuteResponse
+from pywps.response.status import WPS_STATUS
+
+from .jobs import STATE_OF_STATUS, JobState, JobStore, RequestStatus
+from .status import atomic_write
+
+LOGGER = logging.getLogger("PYWPS")
+
+# "module:qualname" -> str(inspect.signature(...)) in the PyWPS release the app is built for.
+PINNED_SIGNATURES: Mapping[str, str] = {
+    "pywps.app.Process:Process.execute": "(self, wps_request, uuid)",
+    "pywps.app.Process:Process._execute_process": "(self, async_, wps_request, wps_response)",
+    "pywps.app.Process:Process._run_async": "(self, wps_request, wps_response)",
+    "pywps.app.Process:Process._run_process": "(self, wps_request, wps_response)",
+    "pywps.app.Process:Process._set_uuid": "(self, uuid)",
+    "pywps.app.Process:Process._setup_status_storage": "(self)",
+    "pywps.app.Process:Process.launch_next_process": "(self)",
+    "pywps.app.Process:Process.setup_outputs_from_wps_request": "(self, wps_request)",
+    "pywps.app.Process:Process.set_workdir": "(self, workdir)",
+    "pywps.app.Process:Process.from_json": "(value)",
+    "pywps.app.Process:Process.clean": "(self)",
+    "pywps.app.WPSRequest:WPSRequest.restore_json": "(self, value)",
+    "pywps.response.execute:ExecuteResponse.__init__": "(self, wps_request, uuid, **kwargs)",
+    "pywps.response.execute:ExecuteResponse._update_status":
+        "(self, status, message, status_percentage, clean=True)",
+    "pywps.response.execute:ExecuteResponse._update_status_doc": "(self)",
+    "pywps.response.execute:ExecuteResponse._update_status_file": "(self)",
+    "pywps.dblog:store_status": "(uuid, wps_status, message=None, status_percentage=None)",
+    "pywps.dblog:get_session": "()",
+}
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+def section_items(cfg: Any, section: str) -> dict[str, str]:
+    """Raw key/values of one pywps.cfg section, without configparser's DEFAULT/env leakage.
+
+    PyWPS's parser is built with ``os.environ`` as its DEFAULT section, so
+    ``cfg.options(section)`` would list every environment variable; the keys
+    the file itself sets are in the parser's private ``_sections``.
+    """
+    if cfg is None or not cfg.has_section(section):
+        return {}
+    own = cfg._sections.get(section, {})
+    return {key: cfg.get(section, key) for key in own}
+
+
+# -- responses ------------------------------------------------------------------------------
+
+
+class JobFenced(RuntimeError):
+    """The job row refused a state change (e.g. the reconciler already failed the job)."""
+
+
+class GridEngineExecuteResponse(ExecuteResponse):
+    """ExecuteResponse whose state changes go through the job row first.
+
+    Works around three things PyWPS 4.8's ``ExecuteResponse`` does:
+
+    * it writes the status document in place through ``FileStorage.write``
+      (truncate + write): here it is replaced atomically (:mod:`.status`);
+    * it overwrites every Accepted message with "PyWPS Process X accepted", so
+      the "submitted as SGE job N" message never reaches the client: here the
+      message is kept, and every status document of a Grid Engine job names
+      its SGE job id;
+    * it knows nothing about a job being failed from outside: here, for a job
+      with a job row (``job_store`` set), every state change and progress
+      update is a compare-and-set on that row (:meth:`.JobStore.record`), which
+      also writes PyWPS's requests row; the status document is written only
+      when the row accepted the change. A refused Accepted is dropped (the
+      launcher has moved the job on); any other refusal raises
+      :class:`JobFenced`, so a late launcher never overwrites a final state.
+    """
+
+    _shared_template_env: Any = None
+
+    def __init__(self, wps_request: Any, uuid: Any, **kwargs: Any) -> None:
+        super().__init__(wps_request, uuid, **kwargs)
+        # PyWPS builds a new Jinja environment per response and so compiles the
+        # template again for every request; one shared environment keeps the
+        # compiled template (Jinja environments are safe to share for rendering).
+        cls = GridEngineExecuteResponse
+        if cls._shared_template_env is None:
+            cls._shared_template_env = self.template_env
+        self.template_env = cls._shared_template_env
+        self.sge_job_id: str | None = None
+        self.job_store: JobStore | None = None
+        self.exec_host: str | None = None
+
+    def _update_status(self, status: int, message: str, status_percentage: int, clean: bool = True) -> None:
+        """Same steps as ``ExecuteResponse._update_status``, with the job row deciding.
+
+        The document is built first (building it stores the outputs and may
+        fail), then the change is claimed on the job row (which writes PyWPS's
+        requests row in the same transaction), and only then is the status file
+        written.
+        """
+        self.message = message
+        self.status = status
+        self.status_percentage = status_percentage
+        self._update_status_doc()
+        if self.job_store is None:
+            dblog.store_status(self.uuid, status, message, status_percentage)
+        else:
+            state = STATE_OF_STATUS.get(RequestStatus(status))
+            if state is not None and not self.job_store.record(str(self.uuid), state, message, status_percentage,
+                                                               exec_host=self.exec_host):
+                if state == JobState.ACCEPTED:
+                    return
+                raise JobFenced(f"job {self.uuid} is already finished; not moving it to {state}")
+        if self.store_status_file:
+            self._update_status_file()
+        if clean and status in (WPS_STATUS.SUCCEEDED, WPS_STATUS.FAILED):
+            self.process.clean()
+
+    @property
+    def json(self) -> dict[str, Any]:
+        message = self.message
+        data = super().json
+        status = data.get("status")
+        if isinstance(status, dict):
+            if self.status == WPS_STATUS.ACCEPTED:
+                # PyWPS replaces every Accepted message by a fixed text; keep ours.
+                self.message = message
+                status["message"] = message
+            if self.sge_job_id and f"Grid Engine job {self.sge_job_id}" not in str(status.get("message", "")):
+                status["message"] = f"{status.get('message', '')} [Grid Engine job {self.sge_job_id}]".strip()
+        return data
+
+    def _update_status_file(self) -> None:
+        store = self.process.status_store
+        if isinstance(store, FileStorage):
+            try:
+                atomic_write(self.process.status_location, self.doc)
+            except OSError as e:
+                raise NoApplicableCode(f"Writing Response Document failed with : {e}") from e
+        else:  # other storages (S3) have their own write semantics
+            super()._update_status_file()
+
+
+# -- processes ------------------------------------------------------------------------------
+
+
+class SchedulerProcessMixin(Process):
+    """PyWPS ``Process`` overrides for scheduler mode (see :class:`.process.GridEngineProcess`).
+
+    ``app_config`` is the :class:`~.config.AppConfig` the service was built
+    with (None for a process used on its own: PyWPS's behaviour).
+    """
+
+    app_config: Any = None
+
+    @property
+    def _scheduler(self) -> bool:
+        return self.app_config is not None and self.app_config.scheduler
+
+    def execute(self, wps_request: Any, uuid: Any) -> Any:
+        # Same checks as Process.execute, with the app's response class.
+        self._set_uuid(uuid)
+        self._setup_status_storage()
+        self.async_ = False
+        wps_response = GridEngineExecuteResponse(wps_request, uuid=self.uuid, process=self)
+        if wps_request.store_execute == "true":
+            if self.store_supported != "true":
+                raise StorageNotSupported("Process does not support the storing of the execute response")
+            if wps_request.status == "true":
+                if self.status_supported != "true":
+                    raise OperationNotSupported("Process does not support the updating of status")
+                wps_response.store_status_file = True
+                self.async_ = True
+            else:
+                wps_response.store_status_file = False
+        return self._execute_process(self.async_, wps_request, wps_response)
+
+    def _execute_process(self, async_: bool, wps_request: Any, wps_response: Any) -> Any:
+        if not self._scheduler:
+            return super()._execute_process(async_, wps_request, wps_response)
+        wps_response._update_status(WPS_STATUS.ACCEPTED, "PyWPS Request accepted", 0)
+        if async_:
+            self._run_async(wps_request, wps_response)
+            return wps_response
+        return self._run_process(wps_request, wps_response)
+
+    def _run_async(self, wps_request: Any, wps_response: Any) -> None:
+        if not self._scheduler:
+            super()._run_async(wps_request, wps_response)
+            return
+        from .scheduler import GridEngineScheduler
+
+        GridEngineScheduler(self, wps_request, wps_response, config=self.app_config).start()
+
+    def launch_next_process(self) -> None:
+        if self._scheduler:
+            return
+        super().launch_next_process()
+
+
+# -- jobs on an exec host, and from the reconciler ---------------------------------------------
+
+
+def restore_job(dump_path: str, config: Any) -> tuple[Any, Any, GridEngineExecuteResponse]:
+    """Rebuild (process, wps_request, wps_response) from a job dump, output choices included."""
+    with open(dump_path, encoding="utf-8") as handle:
+        value = json.load(handle)
+    process = Process.from_json(value["process"])
+    process.app_config = config
+    wps_request = WPSRequest()
+    wps_request.restore_json(json.loads(value["wps_request"]))
+    process._setup_status_storage()
+    # The client's asReference/mimeType choices, which PyWPS's joblauncher loses.
+    process.setup_outputs_from_wps_request(wps_request)
+    wps_response = GridEngineExecuteResponse(wps_request, uuid=process.uuid, process=process)
+    wps_response.store_status_file = True
+    return process, wps_request, wps_response
+
+
+def run_process(process: Any, wps_request: Any, wps_response: Any) -> Any:
+    """Run the process's handler with PyWPS's status handling (``Process._run_process``)."""
+    return process._run_process(wps_request, wps_response)
+
+
+def write_failed_document(config: Any, identifier: str, uuid: str, workdir: str | None, sge_job_id: str | None,
+                          reason: str) -> None:
+    """Write the ProcessFailed status document (atomically) of a job whose row is already failed.
+
+    Only the document: the job row and PyWPS's requests row were written by
+    the compare-and-set that failed the job. The process class is needed for
+    the document's process description; the work directory is kept.
+    """
+    from .processes import process_class
+
+    process = process_class(identifier)()
+    process.app_config = config
+    process._set_uuid(uuid)
+    process._setup_status_storage()
+    if workdir:
+        process.set_workdir(workdir)
+    wps_request = WPSRequest()
+    wps_request.language = config.language
+    response = GridEngineExecuteResponse(wps_request, uuid=uuid, process=process)
+    response.store_status_file = True
+    response.sge_job_id = sge_job_id
+    response.status = WPS_STATUS.FAILED
+    response.message = reason
+    response.status_percentage = 100
+    response._update_status_doc()
+    response._update_status_file()
