@@ -231,3 +231,21 @@ def test_launcher_reports_unreadable_dump(make_env, tmp_path, capsys):
     env = make_env()
     assert launcher.main(["--config", str(env.cfg), str(tmp_path / "missing.dump")]) == 2
     assert "could not load job dump" in capsys.readouterr().err
+
+
+def test_lost_submission_acknowledgement_orphans_nothing(cluster, monkeypatch):
+    """Grid Engine took the job but recording its id failed: the client still gets
+    Accepted (not a 500), and the launcher records its own JOB_ID."""
+    env, client, submitter = cluster
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database gone for a moment")
+
+    monkeypatch.setattr(JobStore, "set_submitted", broken)  # only the web host's submission uses it
+    doc = submit(client, "sleep", "delay=0")
+    assert status_of(doc) == "ProcessAccepted" and "Grid Engine job 4242" in status_text(doc)
+    uuid = uuid_from_status_location(doc)
+    assert JobStore.for_config(env.config).get(uuid).sge_job_id is None
+    assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 0
+    record = JobStore.for_config(env.config).get(uuid)
+    assert (record.sge_job_id, record.state) == ("4242", "succeeded")

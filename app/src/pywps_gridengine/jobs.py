@@ -247,6 +247,17 @@ class JobStore:
                 .values(sge_job_id=str(sge_job_id), job_name=job_name,
                         native_specification=native_specification, submitted_at=now, updated_at=now))
 
+    def set_job_id(self, uuid: str, sge_job_id: str, now: dt.datetime | None = None) -> bool:
+        """Record the Grid Engine job id from the job itself, where the submission could not."""
+        now = now or self.clock()
+        t = self.table
+        with self.engine.begin() as conn:
+            result = conn.execute(t.update().where(t.c.uuid == str(uuid), t.c.sge_job_id.is_(None))
+                                  .values(sge_job_id=str(sge_job_id), submitted_at=sa.func.coalesce(t.c.submitted_at,
+                                                                                                     now),
+                                          updated_at=now))
+        return result.rowcount == 1
+
     def record(self, uuid: str, state: JobState | str, message: str | None = None, percent: float | None = None,
                *, exec_host: str | None = None, now: dt.datetime | None = None) -> bool:
         """Compare-and-set the job row to ``state``, and PyWPS's requests row with it.

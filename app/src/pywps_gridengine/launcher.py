@@ -95,7 +95,11 @@ def run(dump_path: str, config: AppConfig, sge_job_id: str | None = None, hostna
     settings = config.gridengine or Settings()
     store = JobStore.for_config(config)
     uuid = str(process.uuid)
-    wps_response.job_store = store if store.get(uuid) is not None else None
+    record = store.get(uuid)
+    wps_response.job_store = store if record is not None else None
+    if record is not None and record.sge_job_id is None and sge_job_id:
+        # The web host lost the acknowledgement of the submission: say which job this is.
+        store.set_job_id(uuid, sge_job_id)
     wps_response.sge_job_id = sge_job_id
     wps_response.exec_host = hostname or socket.gethostname()
 

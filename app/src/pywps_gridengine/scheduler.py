@@ -166,8 +166,16 @@ class GridEngineScheduler(Processing):
             response._update_status(WPS_STATUS.FAILED, f"Could not submit the job to Grid Engine: {e}", 100)
             return
         LOGGER.info("WPS job %s submitted to Grid Engine as job %s (%s)", uuid, sge_job_id, spec.job_name)
-        store.set_submitted(uuid, sge_job_id, spec.job_name, spec.native_specification)
         response.sge_job_id = sge_job_id
-        # Accepted again with the job id; the job row refuses it (and the status
-        # document is left alone) once the launcher has started the job.
-        response._update_status(WPS_STATUS.ACCEPTED, f"Queued as Grid Engine job {sge_job_id} ({spec.job_name})", 0)
+        message = f"Queued as Grid Engine job {sge_job_id} ({spec.job_name})"
+        try:
+            store.set_submitted(uuid, sge_job_id, spec.job_name, spec.native_specification)
+            # Accepted again with the job id; the job row refuses it (and the status
+            # document is left alone) once the launcher has started the job.
+            response._update_status(WPS_STATUS.ACCEPTED, message, 0)
+        except Exception:
+            # The job runs: the client gets its Accepted answer, and the launcher
+            # records its own Grid Engine job id (JOB_ID) when it starts.
+            LOGGER.exception("WPS job %s runs as Grid Engine job %s, but recording that failed", uuid, sge_job_id)
+            response.message = message
+            response._update_status_doc()
