@@ -16,6 +16,7 @@ from pywps_gridengine.reconciler import (
     info_from_qacct,
     main,
     parse_qacct,
+    status_document_state,
 )
 
 T0 = dt.datetime(2026, 3, 1, 8, 0, 0)
@@ -54,7 +55,8 @@ def world(make_env):
     source = TableSource()
     clock = Clock(T0)
     reconciler = Reconciler(store, source, heartbeat_timeout=30, gone_grace=15, submit_timeout=120,
-                            write_failed=failed_document_writer(env.config), clock=clock)
+                            write_failed=failed_document_writer(env.config),
+                            document_state=status_document_state(env.config), clock=clock)
     return env, store, source, clock, reconciler
 
 
@@ -293,3 +295,36 @@ def test_parse_qacct_h_rt_in_clock_format():
     fields = parse_qacct("qname all.q\ncategory -l h_rt=01:00:00\nexit_status 0\nru_wallclock 10\n")
     info = info_from_qacct(fields)
     assert (info.h_rt, info.wallclock, info.exit_status) == (3600.0, 10.0, 0)
+
+
+def test_failed_document_write_is_retried_until_it_says_so(world):
+    """The row is claimed first; a document write that fails is repaired on a later pass."""
+    env, store, source, clock, rec = world
+    add_job(store, "job-unwritten", "103")
+    source.jobs["103"] = JobInfo(SgeState.FINISHED, exit_status=137, failed=100, deleted_by="admin@master")
+    real_writer, calls = rec.write_failed, []
+
+    def flaky(job, reason):
+        calls.append(job.uuid)
+        if len(calls) <= 2:
+            raise OSError(5, "Input/output error")  # the shared tree hiccups, twice
+        real_writer(job, reason)
+
+    rec.write_failed = flaky
+    clock.advance(10)
+    assert rec.run_once().repaired == 0  # claimed, then both writes of this pass failed
+    assert store.get("job-unwritten").state == "failed"
+    assert not (env.outputs / "job-unwritten.xml").exists()
+    assert rec.run_once().repaired == 1
+    assert len(calls) == 3
+    assert_failed(env, store, "job-unwritten", "deleted by admin@master")
+    assert rec.run_once().repaired == 0  # the document agrees now: nothing more to do
+
+
+def test_repair_leaves_old_failures_alone(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-old", "104")
+    assert store.transition("job-old", "failed", "long ago", now=T0)
+    clock.advance(2 * 3600)
+    assert rec.run_once().repaired == 0
+    assert not (env.outputs / "job-old.xml").exists()

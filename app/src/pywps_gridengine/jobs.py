@@ -339,6 +339,14 @@ class JobStore:
                                 .order_by(self.table.c.created_at)).mappings().all()
         return [JobRecord(**row) for row in rows]
 
+    def finished_since(self, state: JobState | str, since: dt.datetime) -> list[JobRecord]:
+        """Jobs that reached final ``state`` at or after ``since``, oldest first."""
+        t = self.table
+        with self.engine.connect() as conn:
+            rows = conn.execute(t.select().where(t.c.state == JobState(state), t.c.finished_at >= since)
+                                .order_by(t.c.finished_at)).mappings().all()
+        return [JobRecord(**row) for row in rows]
+
     def all(self) -> list[JobRecord]:
         with self.engine.connect() as conn:
             rows = conn.execute(self.table.select().order_by(self.table.c.created_at)).mappings().all()

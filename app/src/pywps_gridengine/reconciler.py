@@ -39,6 +39,7 @@ import argparse
 import datetime as dt
 import enum
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -186,13 +187,38 @@ def failed_document_writer(config: AppConfig) -> FailWriter:
 class PassResult:
     checked: int = 0
     failed: int = 0
+    repaired: int = 0
+
+
+DocumentState = Callable[[JobRecord], "str | None"]
+
+
+def status_document_state(config: AppConfig) -> DocumentState:
+    """The WPS status element (``ProcessFailed`` ...) of a job's status document; None if unreadable."""
+    from lxml import etree
+
+    def state(job: JobRecord) -> str | None:
+        path = os.path.join(config.outputpath, f"{job.uuid}.xml")
+        try:
+            doc = etree.parse(path, etree.XMLParser(resolve_entities=False, no_network=True)).getroot()
+        except (OSError, etree.XMLSyntaxError):
+            return None
+        for element in doc.iter("{*}Status"):
+            for child in element:
+                return etree.QName(child).localname
+        return None
+
+    return state
 
 
 class Reconciler:
     def __init__(self, store: JobStore, source: StateSource, *, heartbeat_timeout: float = 30.0,
                  gone_grace: float = 15.0, submit_timeout: float = 120.0,
-                 write_failed: FailWriter, clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 write_failed: FailWriter, document_state: DocumentState | None = None,
+                 repair_window: float = 3600.0, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.store = store
+        self.document_state = document_state
+        self.repair_window = repair_window
         self.source = source
         self.heartbeat_timeout = heartbeat_timeout
         self.gone_grace = gone_grace
@@ -209,7 +235,30 @@ class Reconciler:
                     result.failed += 1
             except Exception:
                 LOGGER.exception("reconciling WPS job %s (SGE job %s) failed", job.uuid, job.sge_job_id)
+        if self.document_state is not None:
+            result.repaired = self.repair()
         return result
+
+    def repair(self) -> int:
+        """Rewrite the status document of every recently failed job whose document does not say so.
+
+        The row decides: a document write that failed after the row was
+        claimed (a full or unreachable shared tree, a crash in between) is
+        retried here until the document says ProcessFailed. Jobs that failed
+        more than ``repair_window`` seconds ago are left alone.
+        """
+        since = self.clock() - dt.timedelta(seconds=self.repair_window)
+        repaired = 0
+        for job in self.store.finished_since(FAILED, since):
+            try:
+                if self.document_state(job) == "ProcessFailed":
+                    continue
+                self.write_failed(job, job.message or "The job failed.")
+                repaired += 1
+                LOGGER.warning("rewrote the status document of failed WPS job %s", job.uuid)
+            except Exception:
+                LOGGER.exception("could not repair the status document of WPS job %s", job.uuid)
+        return repaired
 
     def _reconcile(self, job: JobRecord) -> bool:
         now = self.clock()
@@ -392,7 +441,8 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
     source = source or GridEngineStateSource()
     reconciler = Reconciler(JobStore.for_config(config), source, heartbeat_timeout=settings.heartbeat_timeout,
                             gone_grace=settings.gone_grace, submit_timeout=settings.submit_timeout,
-                            write_failed=failed_document_writer(config))
+                            write_failed=failed_document_writer(config),
+                            document_state=status_document_state(config))
     interval = args.interval or settings.interval
     stop = {"now": False}
 
@@ -405,7 +455,8 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
         while True:
             started = time.monotonic()
             result = reconciler.run_once()
-            LOGGER.info("reconciler pass: %d active job(s), %d failed", result.checked, result.failed)
+            LOGGER.info("reconciler pass: %d active job(s), %d failed, %d document(s) repaired",
+                        result.checked, result.failed, result.repaired)
             if not args.loop or stop["now"]:
                 return 0
             while not stop["now"] and time.monotonic() - started < interval:
