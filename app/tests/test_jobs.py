@@ -126,3 +126,47 @@ def test_cutoff_is_one_moment_on_both_clocks():
     assert cutoff.utc == T0 - dt.timedelta(days=7)
     assert cutoff.local == local_of(cutoff.utc)
     assert cutoff.epoch == (T0 - dt.timedelta(days=7)).replace(tzinfo=dt.UTC).timestamp()
+
+
+def test_rows_are_stamped_by_the_database_clock_not_the_host(tmp_path, monkeypatch):
+    """A host whose clock is off (here: by 25 years) stamps nothing with it."""
+    from pywps_gridengine import jobs as jobs_module
+
+    skewed = dt.datetime(2001, 1, 1)
+    monkeypatch.setattr(jobs_module, "utcnow", lambda: skewed)
+    jobs = store(tmp_path)
+    before = jobs.db_now()
+    jobs.create("u1", "sleep")
+    assert jobs.record("u1", "started", "running", 10)
+    assert jobs.heartbeat("u1")
+    after = jobs.db_now()
+    record = jobs.get("u1")
+    for stamp in (record.created_at, record.started_at, record.heartbeat_at, record.updated_at):
+        assert before <= stamp <= after
+
+
+def test_reconciler_judges_heartbeats_on_the_database_clock(tmp_path, monkeypatch):
+    """Skew between the exec host and the web host cannot fail a healthy job."""
+    from pywps_gridengine import jobs as jobs_module
+    from pywps_gridengine.reconciler import JobInfo, Reconciler, SgeState
+
+    class Running:
+        def job_info(self, sge_job_id):
+            return JobInfo(SgeState.RUNNING)
+
+        def terminate(self, sge_job_id):
+            raise AssertionError("a healthy job was deleted")
+
+    jobs = store(tmp_path)
+    with monkeypatch.context() as exec_host:
+        # The exec host's clock runs an hour behind while it starts the job and beats.
+        exec_host.setattr(jobs_module, "utcnow", lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None)
+                          - dt.timedelta(hours=1))
+        jobs.create("u1", "sleep")
+        jobs.set_submitted("u1", "7", "wps-sleep-u1", "")
+        assert jobs.record("u1", "started", "running", 10)
+        assert jobs.heartbeat("u1")
+    failed = []
+    result = Reconciler(jobs, Running(), heartbeat_timeout=30, write_failed=lambda *a: failed.append(a)).run_once()
+    assert (result.checked, result.failed, failed) == (1, 0, [])
+    assert jobs.get("u1").state == "started"

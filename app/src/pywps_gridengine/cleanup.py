@@ -183,7 +183,8 @@ class Cleanup:
         self.verbose = False
         self.out = out or (lambda text: print(text, flush=True))
         self.err = err or (lambda text: print(text, file=sys.stderr, flush=True))
-        self.cutoff = Cutoff.ago(dt.timedelta(days=days), now)
+        # One moment, from the database's clock (the job table's), seen on each table's clock.
+        self.cutoff = Cutoff.ago(dt.timedelta(days=days), now or store.db_now())
         self.summary = Summary()
         try:
             store.require_requests_table()

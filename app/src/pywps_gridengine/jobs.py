@@ -19,21 +19,27 @@ other way round.
 The clean-up's queries (:meth:`JobStore.ended_candidates` and the ones after
 it) live here too, so no other module knows a table or a status number.
 
-Clocks: the job table is stamped in UTC; PyWPS stamps its requests rows in
-the web host's local time (``datetime.now()``). Every age the store compares
-is derived from one UTC clock (:class:`Cutoff`).
+Clocks: the job table is stamped by the database's own clock, in UTC
+(:class:`utc_now`, evaluated by the database server), and the reconciler
+judges ages by the same clock (:meth:`JobStore.db_now`): heartbeats written
+on an exec host and judged on the web host never compare two machines'
+clocks, so skew between hosts cannot fail a job. PyWPS stamps its requests
+rows in the writing host's local time (``datetime.now()``); the clean-up
+derives both of its cutoffs from one UTC moment (:class:`Cutoff`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 
 class JobState(enum.StrEnum):
@@ -93,6 +99,32 @@ STATUS_OF_STATE = {state: status for status, state in STATE_OF_STATUS.items()}
 def utcnow() -> dt.datetime:
     """Naive UTC timestamp (both SQLite and PostgreSQL ``timestamp`` columns)."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class utc_now(FunctionElement[dt.datetime]):  # noqa: N801 - an SQL function, named as SQL names them
+    """The database server's current time in UTC, as a naive timestamp (SQLAlchemy's documented recipe)."""
+
+    type = sa.DateTime()
+    inherit_cache = True
+
+
+@compiles(utc_now, "postgresql")
+def _utc_now_postgresql(element: utc_now, compiler: Any, **kw: Any) -> str:
+    return "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+
+
+@compiles(utc_now, "sqlite")
+def _utc_now_sqlite(element: utc_now, compiler: Any, **kw: Any) -> str:
+    # The format SQLAlchemy's SQLite DateTime reads back, with microseconds (always UTC).
+    return "strftime('%Y-%m-%d %H:%M:%f000', 'now')"
+
+
+@compiles(utc_now)
+def _utc_now_default(element: utc_now, compiler: Any, **kw: Any) -> str:
+    return "CURRENT_TIMESTAMP"
+
+
+Stamp = dt.datetime | utc_now
 
 
 def local_of(utc: dt.datetime) -> dt.datetime:
@@ -196,11 +228,9 @@ class JobStore:
     then works without the job table where a database has none yet.
     """
 
-    def __init__(self, engine: Engine, prefix: str = "pywps_", *, create_table: bool = True,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(self, engine: Engine, prefix: str = "pywps_", *, create_table: bool = True) -> None:
         self.engine = engine
         self.prefix = prefix
-        self.clock = clock
         self.metadata = sa.MetaData()
         self.table = _jobs_table(self.metadata, prefix)
         self.requests, self.stored = _pywps_tables(self.metadata, prefix)
@@ -228,34 +258,48 @@ class JobStore:
             store = _STORES[key] = cls(engine, config.prefix)  # type: ignore[arg-type]
         return store
 
+    # -- the clock ------------------------------------------------------------------
+
+    def db_now(self) -> dt.datetime:
+        """The database's current time (naive UTC): the one clock ages are measured on."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(utc_now())).scalar_one()
+        if isinstance(value, str):  # SQLite hands text back for a bare expression
+            value = dt.datetime.fromisoformat(value)
+        return value
+
+    @staticmethod
+    def _stamp(now: dt.datetime | None) -> Stamp:
+        """``now`` when a caller (a test) gives one, else the database's clock, evaluated in the statement."""
+        return now if now is not None else utc_now()
+
     # -- job rows: writes ---------------------------------------------------------
 
     def create(self, uuid: str, identifier: str, workdir: str | None = None, now: dt.datetime | None = None) -> None:
-        now = now or self.clock()
+        stamp = self._stamp(now)
         with self.engine.begin() as conn:
             conn.execute(self.table.insert().values(
                 uuid=str(uuid), identifier=identifier, state=ACCEPTED, workdir=workdir,
-                created_at=now, updated_at=now))
+                created_at=stamp, updated_at=stamp))
 
     def set_submitted(self, uuid: str, sge_job_id: str, job_name: str, native_specification: str,
                       now: dt.datetime | None = None) -> None:
-        now = now or self.clock()
+        stamp = self._stamp(now)
         with self.engine.begin() as conn:
             conn.execute(
                 self.table.update()
                 .where(self.table.c.uuid == str(uuid))
                 .values(sge_job_id=str(sge_job_id), job_name=job_name,
-                        native_specification=native_specification, submitted_at=now, updated_at=now))
+                        native_specification=native_specification, submitted_at=stamp, updated_at=stamp))
 
     def set_job_id(self, uuid: str, sge_job_id: str, now: dt.datetime | None = None) -> bool:
         """Record the Grid Engine job id from the job itself, where the submission could not."""
-        now = now or self.clock()
+        stamp = self._stamp(now)
         t = self.table
         with self.engine.begin() as conn:
             result = conn.execute(t.update().where(t.c.uuid == str(uuid), t.c.sge_job_id.is_(None))
-                                  .values(sge_job_id=str(sge_job_id), submitted_at=sa.func.coalesce(t.c.submitted_at,
-                                                                                                     now),
-                                          updated_at=now))
+                                  .values(sge_job_id=str(sge_job_id),
+                                          submitted_at=sa.func.coalesce(t.c.submitted_at, stamp), updated_at=stamp))
         return result.rowcount == 1
 
     def record(self, uuid: str, state: JobState | str, message: str | None = None, percent: float | None = None,
@@ -267,24 +311,24 @@ class JobStore:
         row refuses (already final, already started, or missing).
         """
         state = JobState(state)
-        now = now or self.clock()
+        stamp = self._stamp(now)
         t = self.table
-        values: dict[str, Any] = {"state": state, "updated_at": now}
+        values: dict[str, Any] = {"state": state, "updated_at": stamp}
         if message is not None:
             values["message"] = message
         if state == STARTED:
-            values["started_at"] = sa.func.coalesce(t.c.started_at, now)
-            values["heartbeat_at"] = now
+            values["started_at"] = sa.func.coalesce(t.c.started_at, stamp)
+            values["heartbeat_at"] = stamp
         if exec_host is not None:
             values["exec_host"] = exec_host
         if state.final:
-            values["finished_at"] = now
+            values["finished_at"] = stamp
         with self.engine.begin() as conn:
             result = conn.execute(t.update().where(t.c.uuid == str(uuid), t.c.state.in_(_ALLOWED_FROM[state]))
                                   .values(**values))
             if result.rowcount != 1:
                 return False
-            self._write_request_row(conn, uuid, STATUS_OF_STATE[state], message, percent, now)
+            self._write_request_row(conn, uuid, STATUS_OF_STATE[state], message, percent, now or utcnow())
         return True
 
     def transition(self, uuid: str, state: JobState | str, message: str | None = None, *,
@@ -295,7 +339,8 @@ class JobStore:
 
     def _write_request_row(self, conn: sa.Connection, uuid: str, status: RequestStatus, message: str | None,
                            percent: float | None, now: dt.datetime) -> None:
-        # As PyWPS's own dblog.store_status writes it: time_end is "last update", in local time.
+        # As PyWPS's own dblog.store_status writes it: time_end is "last update", in the
+        # writing host's local time (the column is PyWPS's, and PyWPS's clean-up reads it so).
         r = self.requests
         values: dict[str, Any] = {"status": int(status), "time_end": local_of(now)}
         if message is not None:
@@ -306,12 +351,12 @@ class JobStore:
 
     def heartbeat(self, uuid: str, now: dt.datetime | None = None) -> bool:
         """Record that the launcher is alive; False once the job is final."""
-        now = now or self.clock()
+        stamp = self._stamp(now)
         with self.engine.begin() as conn:
             result = conn.execute(
                 self.table.update()
                 .where(self.table.c.uuid == str(uuid), self.table.c.state.in_(ACTIVE_STATES))
-                .values(heartbeat_at=now))
+                .values(heartbeat_at=stamp))
         return result.rowcount == 1
 
     def mark_gone(self, uuid: str, now: dt.datetime) -> None:

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .config import AppConfig, load
-from .jobs import FAILED, STARTED, JobRecord, JobStore, utcnow
+from .jobs import FAILED, STARTED, JobRecord, JobStore
 
 LOGGER = logging.getLogger("PYWPS")
 
@@ -215,7 +215,7 @@ class Reconciler:
     def __init__(self, store: JobStore, source: StateSource, *, heartbeat_timeout: float = 30.0,
                  gone_grace: float = 15.0, submit_timeout: float = 120.0,
                  write_failed: FailWriter, document_state: DocumentState | None = None,
-                 repair_window: float = 3600.0, clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 repair_window: float = 3600.0, clock: Callable[[], dt.datetime] | None = None) -> None:
         self.store = store
         self.document_state = document_state
         self.repair_window = repair_window
@@ -224,7 +224,8 @@ class Reconciler:
         self.gone_grace = gone_grace
         self.submit_timeout = submit_timeout
         self.write_failed = write_failed
-        self.clock = clock
+        # Ages are judged on the database's clock, the one every stamp was written with.
+        self.clock = clock or store.db_now
 
     def run_once(self) -> PassResult:
         result = PassResult()
