@@ -1,23 +1,10 @@
 """The common role on every cluster host: service user, UTC, name resolution."""
 
-import os
-
 import pytest
-import testinfra
-import testinfra.utils.ansible_runner
+from pwgtest import hosts, own_address
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-ALL = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY).get_hosts("all")
+ALL = hosts("all")
 testinfra_hosts = ALL
-
-
-def remote(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-def own_address(name: str) -> str:
-    """The IPv4 address the host has on the cluster network."""
-    return remote(name).check_output("ip -4 -o route get 1.1.1.1").split(" src ")[1].split()[0]
 
 
 @pytest.fixture(scope="module")

@@ -1,28 +1,14 @@
 """The shared tree: the web host and every exec host see the same files."""
 
-import os
 import shlex
 import uuid
 
 import pytest
-import testinfra
-import testinfra.utils.ansible_runner
+from pwgtest import SHARED, hosts, remote, write_as
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
-WEB = RUNNER.get_hosts("web")
-EXEC = RUNNER.get_hosts("sge_exec")
-SHARED = "/srv/wps"
+WEB = hosts("web")
+EXEC = hosts("sge_exec")
 testinfra_hosts = WEB + EXEC
-
-
-def remote(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-def write_as_service_user(name: str, path: str, content: str) -> None:
-    script = f"printf %s {shlex.quote(content)} > {shlex.quote(path)}"
-    remote(name).check_output(f"runuser -u wps -- sh -c {shlex.quote(script)}")
 
 
 @pytest.mark.parametrize("subdir", ["outputs", "workdir", "log"])
@@ -37,7 +23,7 @@ def test_shared_directories_belong_to_the_service_user(host, subdir):
 def test_exec_hosts_read_what_the_web_host_writes(web):
     path = f"{SHARED}/workdir/shared-{web}-{uuid.uuid4().hex}"
     content = f"written on {web}"
-    write_as_service_user(web, path, content)
+    write_as(remote(web), path, content)
     try:
         for name in EXEC:
             found = remote(name).file(path)
@@ -52,7 +38,7 @@ def test_exec_hosts_read_what_the_web_host_writes(web):
 def test_web_hosts_read_what_an_exec_host_writes(writer):
     path = f"{SHARED}/outputs/shared-{writer}-{uuid.uuid4().hex}"
     content = f"written on {writer}"
-    write_as_service_user(writer, path, content)
+    write_as(remote(writer), path, content)
     try:
         for name in WEB:
             found = remote(name).file(path)

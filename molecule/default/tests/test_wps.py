@@ -4,27 +4,18 @@ Clients run on this machine and reach the web host through its published
 port, as a user of the demo does (http://localhost:<port>/wps).
 """
 
-import os
-import re
 import time
 import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-import testinfra
-import testinfra.utils.ansible_runner
+from pwgtest import NS, accounting, hosts, poll, remote, sge_job_id
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
+# Kept equal to demo_published_port in ../host_vars/web1.yml.
 BASE = "http://localhost:15000"
 WPS = f"{BASE}/wps"
-NS = {"wps": "http://www.opengis.net/wps/1.0.0", "ows": "http://www.opengis.net/ows/1.1"}
-EXEC_HOSTS = set(RUNNER.get_hosts("sge_exec"))
-testinfra_hosts = RUNNER.get_hosts("sge_qmaster")
-
-
-def remote(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+EXEC_HOSTS = set(hosts("sge_exec"))
+testinfra_hosts = hosts("sge_qmaster")
 
 
 def kvp(**params: str) -> requests.Response:
@@ -40,27 +31,20 @@ def execute_async(identifier: str, datainputs: str) -> str:
     return location
 
 
-def sge_job_id(status_xml: str) -> str | None:
-    found = re.search(r"Grid Engine job (\d+)", status_xml)
-    return found.group(1) if found else None
-
-
-def poll(location: str, timeout: float = 120) -> tuple[list[tuple[str, str | None]], str]:
-    """Poll a status document until a final state; return the states seen and the last document."""
-    seen: list[tuple[str, str | None]] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def fetch(location: str):
+    """Read a status document the way a client does; never half a file (written atomically)."""
+    def read() -> bytes:
         reply = requests.get(location, timeout=10)
         assert reply.status_code == 200
-        doc = ET.fromstring(reply.content)  # never half a file: written atomically
-        status = doc.find("wps:Status", NS)[0]
-        state = status.tag.split("}")[1]
-        if not seen or seen[-1] != (state, status.get("percentCompleted")):
-            seen.append((state, status.get("percentCompleted")))
-        if state in ("ProcessSucceeded", "ProcessFailed"):
-            return seen, reply.text
-        time.sleep(0.25)
-    raise AssertionError(f"no final state within {timeout} s: {seen}")
+        return reply.content
+    return read
+
+
+def ran_on_an_exec_host(record: dict[str, str]) -> None:
+    """Accounting says where a job ran: an exec host, never the qmaster, as the service user."""
+    assert record["hostname"].split(".")[0] in EXEC_HOSTS, record
+    assert record["owner"] == "wps", record
+    assert record["exit_status"].split()[0] == "0", record
 
 
 def test_getcapabilities(host):
@@ -80,23 +64,14 @@ def test_hello_runs_synchronously_on_the_web_host(host):
 
 
 def test_sleep_runs_on_an_exec_host_with_progress(host):
-    location = execute_async("sleep", "delay=1")
-    seen, final = poll(location)
+    execution, seen = poll(fetch(execute_async("sleep", "delay=1")))
     states = [s for s, _ in seen]
-    assert states[-1] == "ProcessSucceeded", final
+    assert states[-1] == "ProcessSucceeded", execution.response
     assert "ProcessStarted" in states
     assert len({p for s, p in seen if s == "ProcessStarted"}) >= 3, seen  # progress moved
-    job = sge_job_id(final)
-    assert job, final
-    # Accounting on the qmaster says where it ran: an exec host, never the qmaster.
-    deadline = time.monotonic() + 30
-    while (run := host.run(f"qacct -j {job}")).rc != 0 and time.monotonic() < deadline:
-        time.sleep(1)
-    assert run.rc == 0, run.stderr
-    hostname = re.search(r"^hostname\s+(\S+)", run.stdout, re.M).group(1)
-    assert hostname.split(".")[0] in EXEC_HOSTS
-    assert re.search(r"^owner\s+wps\s*$", run.stdout, re.M), run.stdout
-    assert re.search(r"^exit_status\s+0\s*$", run.stdout, re.M), run.stdout
+    job = sge_job_id(execution.response)
+    assert job, execution.response
+    ran_on_an_exec_host(accounting(host, job))
 
 
 def test_owslib_async_with_output_by_reference(host):
@@ -129,21 +104,17 @@ def test_birdy_runs_hello_and_sleep_async(host):
 
 
 def test_qdel_turns_the_job_into_process_failed_within_60_s(host):
-    location = execute_async("sleep", "delay=30")
-    job = None
-    deadline = time.monotonic() + 60
-    while job is None and time.monotonic() < deadline:
-        job = sge_job_id(requests.get(location, timeout=10).text)
-        time.sleep(0.5)
-    assert job, "the status document never named its Grid Engine job"
+    status = fetch(execute_async("sleep", "delay=30"))
+    execution, _ = poll(status, until=lambda e: sge_job_id(e.response), timeout=60, interval=0.5)
+    job = sge_job_id(execution.response)
     time.sleep(2)
     # As the job's owner on the web host (the submit host), as a user would.
-    remote(RUNNER.get_hosts("web")[0]).check_output(f"sudo -u wps -i qdel {job}")
+    remote(hosts("web")[0]).check_output(f"sudo -u wps -i qdel {job}")
     deleted = time.monotonic()
-    seen, final = poll(location, timeout=90)
-    assert seen[-1][0] == "ProcessFailed", final
+    execution, seen = poll(status, timeout=90)
+    assert seen[-1][0] == "ProcessFailed", execution.response
     assert time.monotonic() - deleted < 60
-    assert "Grid Engine" in final
+    assert "Grid Engine" in execution.response.decode()
 
 
 @pytest.mark.parametrize(

@@ -4,23 +4,16 @@ The containers have no kernel NFS client, so the clients talk NFSv4 with the
 userspace client (nfs-cp, nfs-ls, nfs-cat) as the service user's uid.
 """
 
-import os
 import shlex
 import time
 import uuid
 
 import pytest
-import testinfra
+from pwgtest import SHARED, own_address, remote, spec, write_as
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 SERVER = "nfs-server"
 CLIENTS = ["nfs-web", "nfs-exec"]
-SHARED = "/srv/wps"
-testinfra_hosts = [f"ansible://{SERVER}?ansible_inventory={INVENTORY}"]
-
-
-def remote(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+testinfra_hosts = [spec(SERVER)]
 
 
 def url(path: str, version: int = 4) -> str:
@@ -37,7 +30,7 @@ def write(name: str, path: str, content: str, user: str | None = "wps"):
     """Copy CONTENT through NFS to PATH from host NAME."""
     host = remote(name)
     local = host.check_output("runuser -u wps -- mktemp")
-    host.check_output(f"runuser -u wps -- sh -c {shlex.quote(f'printf %s {shlex.quote(content)} > {local}')}")
+    write_as(host, local, content)
     try:
         return nfs(name, "nfs-cp", local, url(path), user=user)
     finally:
@@ -117,9 +110,7 @@ def test_clients_see_the_stand_in_at_the_shared_path():
 def test_kernel_server_configuration(host):
     """nfsd cannot run in containers: check what the role renders for it."""
     root = "/var/tmp/nfs-kernel"
-    clients = sorted(
-        remote(name).check_output("ip -4 -o route get 1.1.1.1").split(" src ")[1].split()[0] for name in CLIENTS
-    )
+    clients = sorted(own_address(name) for name in CLIENTS)
     exports = [
         line
         for line in host.file(f"{root}/etc/exports.d/pywps-gridengine.exports").content_string.splitlines()

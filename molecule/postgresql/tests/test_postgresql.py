@@ -1,23 +1,17 @@
 """The postgresql role over the network: who may connect, with what, and the backup."""
 
-import os
 import pathlib
 import shlex
 import uuid
 
 import pytest
-import testinfra
 import yaml
+from pwgtest import remote, spec
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 VALUES = pathlib.Path(__file__).parent.parent / "inventory" / "group_vars" / "all" / "test.yml"
 PASSWORD = yaml.safe_load(VALUES.read_text())["cluster_db_password"]
 DB_HOST = "pg-db"
-testinfra_hosts = [f"ansible://{DB_HOST}?ansible_inventory={INVENTORY}"]
-
-
-def remote(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+testinfra_hosts = [spec(DB_HOST)]
 
 
 def psql(name: str, sql: str, password: str = PASSWORD, user: str = "wps", dbname: str = "wps"):

@@ -1,10 +1,10 @@
 """The PyWPS app installed by the pywps role, behind nginx, on one host."""
 
-import time
 import xml.etree.ElementTree as ET
 
+from pwgtest import NS, poll
+
 WPS = "http://localhost/wps?service=WPS&version=1.0.0"
-NS = {"wps": "http://www.opengis.net/wps/1.0.0", "ows": "http://www.opengis.net/ows/1.1"}
 
 
 def get(host, url: str) -> tuple[int, str]:
@@ -62,17 +62,14 @@ def test_sleep_runs_asynchronously_and_succeeds(host):
     location = ET.fromstring(body).get("statusLocation")
     assert location.startswith("http://pw-web/wpsoutputs/")
     local = location.replace("http://pw-web/", "http://localhost/")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def fetch() -> bytes:
         code, status = get(host, local)
         assert code == 200
-        doc = ET.fromstring(status)
-        if doc.find(".//wps:ProcessSucceeded", NS) is not None:
-            break
-        assert doc.find(".//wps:ProcessFailed", NS) is None, status
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"sleep did not succeed within 60 s: {status}")
+        return status.encode()
+
+    execution, seen = poll(fetch, timeout=60, interval=0.5)
+    assert execution.isSucceded(), (seen, execution.response)
 
 
 def test_unknown_process_is_an_exception_report_not_a_traceback(host):

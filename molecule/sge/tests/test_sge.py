@@ -2,32 +2,19 @@
 submit host run on exec hosts, are accounted, and bad jobs are refused."""
 
 import json
-import os
 import shlex
-import subprocess
-import time
 
 import pytest
-import testinfra
+from pwgtest import accounting as qacct
+from pwgtest import SERVICE_USER, as_user, remote
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
 QMASTER = "sge-qmaster"
 SUBMIT = "sge-submit"
 # sge-exec3 joins in the side effect.
 EXEC_HOSTS = ["sge-exec1", "sge-exec2", "sge-exec3"]
-USER = "wps"
 DRMAA_ENV = "/etc/default/gridengine-drmaa"
 
 testinfra_hosts = [SUBMIT]
-
-
-def remote(name: str):
-    return testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
-
-
-def as_user(host, command: str):
-    """Run a command in the service user's login shell (profile.d sets SGE_*)."""
-    return host.run(f"su - {USER} -c {shlex.quote(command)}")
 
 
 def qsub_sync(host, options: str = "", command: str = "true") -> int:
@@ -39,15 +26,7 @@ def qsub_sync(host, options: str = "", command: str = "true") -> int:
 
 def accounting(job_id: int) -> dict:
     """The job's accounting record (qacct on the qmaster, which keeps the file)."""
-    qmaster = remote(QMASTER)
-    for _ in range(20):
-        result = as_user(qmaster, f"qacct -j {job_id}")
-        if result.rc == 0:
-            return dict(
-                line.split(None, 1) for line in result.stdout.splitlines() if len(line.split(None, 1)) == 2
-            )
-        time.sleep(0.5)
-    pytest.fail(f"qacct has no record of job {job_id}: {result.stderr}")
+    return qacct(remote(QMASTER), job_id)
 
 
 def drmaa(host, script: str):
@@ -58,9 +37,9 @@ def drmaa(host, script: str):
 def test_qsub_job_runs_on_an_exec_host_and_is_accounted(host):
     job_id = qsub_sync(host)
     record = accounting(job_id)
-    assert record["hostname"].strip() in EXEC_HOSTS
-    assert record["hostname"].strip() != QMASTER
-    assert record["owner"].strip() == USER
+    assert record["hostname"] in EXEC_HOSTS
+    assert record["hostname"] != QMASTER
+    assert record["owner"] == SERVICE_USER
     assert record["exit_status"].split()[0] == "0"
     assert record["failed"].split()[0] == "0"
 
@@ -82,7 +61,7 @@ with drmaa.Session() as session:
     assert result.rc == 0, result.stderr
     job_id, exited, status = result.stdout.split()
     assert (exited, status) == ("True", "0")
-    assert accounting(int(job_id))["hostname"].strip() in EXEC_HOSTS
+    assert accounting(int(job_id))["hostname"] in EXEC_HOSTS
 
 
 def test_drmaa_library_needs_the_preload(host):
@@ -144,7 +123,7 @@ def test_qhost_lists_every_exec_host_with_a_slot_per_cpu(host):
 
 def test_third_exec_host_receives_jobs(host):
     job_id = qsub_sync(host, "-l hostname=sge-exec3")
-    assert accounting(job_id)["hostname"].strip() == "sge-exec3"
+    assert accounting(job_id)["hostname"] == "sge-exec3"
 
 
 @pytest.mark.parametrize("name", [QMASTER, SUBMIT] + EXEC_HOSTS)

@@ -5,9 +5,10 @@ import os
 import subprocess
 import time
 
-from test_sge import INVENTORY, QMASTER, SUBMIT, accounting, as_user, remote
+from pwgtest import INVENTORY, accounting, as_user, remote
 
-testinfra_hosts = [SUBMIT]
+QMASTER = "sge-qmaster"
+testinfra_hosts = ["sge-submit"]
 
 
 def test_drain_retires_a_host_without_killing_its_job(host):
@@ -26,8 +27,8 @@ def test_drain_retires_a_host_without_killing_its_job(host):
         capture_output=True, text=True, check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    record = accounting(int(job_id))
-    assert record["hostname"].strip() == "sge-exec3"
+    record = accounting(remote(QMASTER), job_id)
+    assert record["hostname"] == "sge-exec3"
     assert record["exit_status"].split()[0] == "0"
     assert record["failed"].split()[0] == "0"
     qmaster = remote(QMASTER)
