@@ -328,3 +328,51 @@ def test_repair_leaves_old_failures_alone(world):
     clock.advance(2 * 3600)
     assert rec.run_once().repaired == 0
     assert not (env.outputs / "job-old.xml").exists()
+
+
+class FlakyDatabaseClock(Clock):
+    """The database's clock, through a database that can be down."""
+
+    down = False
+
+    def __call__(self) -> dt.datetime:
+        if self.down:
+            from sqlalchemy.exc import OperationalError
+
+            raise OperationalError("SELECT now()", {}, Exception("connection refused"))
+        return self.now
+
+
+def test_database_outage_longer_than_the_heartbeat_timeout_fails_no_job(world):
+    """Heartbeats go stale while nobody can write them; after the outage every launcher
+    gets a whole heartbeat timeout to beat again."""
+    env, store, source, _, rec = world
+    clock = rec.clock = FlakyDatabaseClock(T0)
+    add_job(store, "job-healthy", "105")
+    add_job(store, "job-dead", "106", exec_host="exec2")
+    source.jobs["105"] = source.jobs["106"] = JobInfo(SgeState.RUNNING)
+    store.heartbeat("job-healthy", now=T0)
+    store.heartbeat("job-dead", now=T0)
+    assert rec.run_once().failed == 0
+    clock.down = True
+    for _ in range(6):  # 90 s without a database
+        clock.advance(15)
+        assert rec.run_once().skipped == "database unreachable"
+    clock.down = False
+    clock.advance(15)
+    assert rec.run_once().failed == 0  # heartbeats 105 s old, but the database was just back
+    store.heartbeat("job-healthy", now=clock.now + dt.timedelta(seconds=5))  # its launcher beats again
+    clock.advance(15)
+    assert rec.run_once().failed == 0
+    clock.advance(15)
+    assert rec.run_once().failed == 1  # 30 s of reachable database without a beat from exec2
+    assert store.get("job-healthy").state == "started"
+    assert_failed(env, store, "job-dead", "Lost contact", "exec2")
+
+
+def test_only_one_reconciler_leads_on_sqlite_every_caller_leads(world):
+    _, store, _, _, _ = world
+    first, second = store.leader_lock("x"), store.leader_lock("x")
+    assert first.acquire() and second.acquire()  # no advisory locks on SQLite: a single host
+    first.release()
+    second.release()

@@ -249,3 +249,46 @@ def test_lost_submission_acknowledgement_orphans_nothing(cluster, monkeypatch):
     assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 0
     record = JobStore.for_config(env.config).get(uuid)
     assert (record.sge_job_id, record.state) == ("4242", "succeeded")
+
+
+class DatabaseOutage:
+    """Makes JobStore.record fail like an unreachable PostgreSQL, for the first ``failures`` calls
+    of each kind asked for (progress: every non-final update; final: the final state)."""
+
+    def __init__(self, monkeypatch, final_failures: int) -> None:
+        from sqlalchemy.exc import OperationalError
+
+        real = JobStore.record
+        self.calls: list[str] = []
+
+        def record(store, uuid, state, *args, **kwargs):
+            self.calls.append(str(state))
+            final = str(state) in ("succeeded", "failed")
+            if not final or self.calls.count(str(state)) <= final_failures:
+                raise OperationalError("UPDATE", {}, Exception("server closed the connection unexpectedly"))
+            return real(store, uuid, state, *args, **kwargs)
+
+        monkeypatch.setattr(JobStore, "record", record)
+        monkeypatch.setattr("pywps_gridengine.compat.time.sleep", lambda seconds: None)
+
+
+def test_job_finishing_during_a_database_outage_records_its_result_when_it_returns(cluster, monkeypatch):
+    env, client, submitter = cluster
+    uuid = uuid_from_status_location(submit(client, "sleep", "delay=0"))
+    outage = DatabaseOutage(monkeypatch, final_failures=3)
+    assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 0
+    assert outage.calls.count("started") >= 2  # start and progress updates were dropped, not fatal
+    assert outage.calls.count("succeeded") == 4  # retried until the database answered
+    assert status_of(env.status_doc(uuid)) == "ProcessSucceeded"
+    assert JobStore.for_config(env.config).get(uuid).state == "succeeded"
+
+
+def test_database_gone_for_good_ends_in_a_clear_failure(cluster, monkeypatch):
+    env, client, submitter = cluster
+    env.cfg.write_text(env.cfg.read_text().replace("[gridengine]\n", "[gridengine]\ndb_retry_timeout = 0.2\n"))
+    uuid = uuid_from_status_location(submit(client, "sleep", "delay=0"))
+    DatabaseOutage(monkeypatch, final_failures=10**6)
+    assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 4
+    doc = env.status_doc(uuid)
+    assert status_of(doc) == "ProcessFailed"
+    assert "could not record its result" in status_text(doc) and "database was unreachable" in status_text(doc)

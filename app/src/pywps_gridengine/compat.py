@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -35,6 +36,7 @@ from pywps.exceptions import NoApplicableCode, OperationNotSupported, StorageNot
 from pywps.inout.storage.file import FileStorage
 from pywps.response.execute import ExecuteResponse
 from pywps.response.status import WPS_STATUS
+from sqlalchemy.exc import DBAPIError
 
 from .jobs import STATE_OF_STATUS, JobState, JobStore, RequestStatus
 from .status import atomic_write
@@ -88,6 +90,10 @@ class JobFenced(RuntimeError):
     """The job row refused a state change (e.g. the reconciler already failed the job)."""
 
 
+class ResultNotRecorded(RuntimeError):
+    """A final state could not be written: the database stayed unreachable past the retry bound."""
+
+
 class GridEngineExecuteResponse(ExecuteResponse):
     """ExecuteResponse whose state changes go through the job row first.
 
@@ -139,15 +145,50 @@ class GridEngineExecuteResponse(ExecuteResponse):
             dblog.store_status(self.uuid, status, message, status_percentage)
         else:
             state = STATE_OF_STATUS.get(RequestStatus(status))
-            if state is not None and not self.job_store.record(str(self.uuid), state, message, status_percentage,
-                                                               exec_host=self.exec_host):
-                if state == JobState.ACCEPTED:
+            if state is not None:
+                recorded = self._record(state, message, status_percentage)
+                if recorded is None:  # database unreachable: a progress update is dropped, not fatal
                     return
-                raise JobFenced(f"job {self.uuid} is already finished; not moving it to {state}")
+                if not recorded:
+                    if state == JobState.ACCEPTED:
+                        return
+                    raise JobFenced(f"job {self.uuid} is already finished; not moving it to {state}")
         if self.store_status_file:
             self._update_status_file()
         if clean and status in (WPS_STATUS.SUCCEEDED, WPS_STATUS.FAILED):
             self.process.clean()
+
+    #: Seconds a final state is retried while the database is unreachable
+    #: (the launcher sets it from ``[gridengine] db_retry_timeout``).
+    db_retry_timeout: float = 0.0
+
+    def _record(self, state: JobState, message: str, percent: int) -> bool | None:
+        """The job row's answer to a change: True/False, or None when the database is unreachable.
+
+        A progress update (or Started) is given up at once when the database
+        cannot be reached: the process keeps running. A final state is retried
+        for ``db_retry_timeout`` seconds, so a job that finishes during a
+        database outage still records its result when the database returns;
+        past that, :class:`ResultNotRecorded` is raised.
+        """
+        assert self.job_store is not None
+        deadline = time.monotonic() + (self.db_retry_timeout if state.final else 0.0)
+        delay = 1.0
+        while True:
+            try:
+                return self.job_store.record(str(self.uuid), state, message, percent, exec_host=self.exec_host)
+            except DBAPIError as e:
+                if time.monotonic() >= deadline:
+                    if state.final:
+                        timeout, self.db_retry_timeout = self.db_retry_timeout, 0.0  # give up once, not per attempt
+                        raise ResultNotRecorded(
+                            f"the job {state} but the database was unreachable for {timeout:.0f} s, "
+                            f"so its result could not be recorded") from e
+                    LOGGER.warning("database unreachable, %s update of job %s not recorded: %s", state, self.uuid,
+                                   str(e).splitlines()[0])
+                    return None
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 15.0)
 
     @property
     def json(self) -> dict[str, Any]:

@@ -177,6 +177,10 @@ class Settings:
         submission never completed (default 120).
     ``interval``
         Seconds between reconciler passes in loop mode (default 15).
+    ``db_retry_timeout``
+        Seconds a launcher keeps trying to reach the database, at its start and
+        to record its final state, before it gives up (default 600): a job
+        that finishes while PostgreSQL restarts still records its result.
     ``log_dir``
         Directory (shared) for each job's stdout/stderr, named ``<uuid>.out`` and
         ``<uuid>.err``. Default: the job's own work directory.
@@ -195,6 +199,7 @@ class Settings:
     gone_grace: float = 15.0
     submit_timeout: float = 120.0
     interval: float = 15.0
+    db_retry_timeout: float = 600.0
     log_dir: str = ""
 
     def resources_for(self, identifier: str, declared: Mapping[str, object] | None = None) -> Resources:
@@ -241,6 +246,7 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
     known = set(RESOURCE_KEYS) | {
         "launcher", "launcher_config", "job_name_prefix", "pass_env", "job_env",
         "heartbeat_interval", "heartbeat_timeout", "gone_grace", "submit_timeout", "interval", "log_dir",
+        "db_retry_timeout",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -274,6 +280,7 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
         gone_grace=_float(raw, "gone_grace", 15.0),
         submit_timeout=_float(raw, "submit_timeout", 120.0),
         interval=_float(raw, "interval", 15.0),
+        db_retry_timeout=_float(raw, "db_retry_timeout", 600.0),
         log_dir=raw.get("log_dir", "").strip(),
     )
     if settings.log_dir and not os.path.isabs(settings.log_dir):

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -217,6 +218,49 @@ class CleanupRows:
     stored: bool
 
 
+class LeaderLock:
+    """One holder at a time across every host sharing the database (a PostgreSQL advisory lock).
+
+    The lock lives in one session kept open while held; if that session dies
+    (database restart), the lock is gone and :meth:`acquire` tries again. On
+    a database without advisory locks (SQLite, a single host) every caller leads.
+    """
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine = engine
+        # A stable 63-bit key from the name (Python's hash() differs per process).
+        self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
+        self._conn: sa.Connection | None = None
+
+    def acquire(self) -> bool:
+        if self.engine.dialect.name != "postgresql":
+            return True
+        try:
+            if self._conn is not None:
+                self._conn.execute(sa.text("SELECT 1"))  # still our session?
+                self._conn.commit()
+                return True
+            conn = self.engine.connect()
+            got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}).scalar_one()
+            conn.commit()
+            if got:
+                self._conn = conn
+                return True
+            conn.close()
+            return False
+        except sa.exc.DBAPIError:
+            self.release()
+            return False
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()  # ends the session, and with it the lock
+            except sa.exc.DBAPIError:
+                pass
+
+
 class MissingTable(LookupError):
     """PyWPS's requests table is not in the database."""
 
@@ -257,6 +301,9 @@ class JobStore:
                 session.close()
             store = _STORES[key] = cls(engine, config.prefix)  # type: ignore[arg-type]
         return store
+
+    def leader_lock(self, name: str) -> LeaderLock:
+        return LeaderLock(self.engine, name)
 
     # -- the clock ------------------------------------------------------------------
 

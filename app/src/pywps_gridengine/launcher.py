@@ -18,7 +18,11 @@ Replaces PyWPS 4.8's ``joblauncher``, which
   the reconciler can tell a lost host from a long job.
 
 Exit status: 0 when the job reached a final state (also ProcessFailed), 2 when
-it could not be loaded, 3 when the reconciler had already failed it.
+it could not be loaded, 3 when the reconciler had already failed it, 4 when
+the database stayed unreachable past ``[gridengine] db_retry_timeout`` (the
+status document then says so). The launcher rides out shorter database
+outages: at its start it waits for the database, progress updates are
+dropped while it is away, and the final state is retried.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -82,7 +87,9 @@ def _setup_logging(config: AppConfig) -> None:
 
 def run(dump_path: str, config: AppConfig, sge_job_id: str | None = None, hostname: str | None = None) -> int:
     """Run the job in ``dump_path`` with the loaded configuration."""
-    from .compat import JobFenced, restore_job, run_process
+    from sqlalchemy.exc import DBAPIError
+
+    from .compat import JobFenced, ResultNotRecorded, restore_job, run_process, write_failed_document
     from .jobs import JobStore
 
     try:
@@ -93,9 +100,20 @@ def run(dump_path: str, config: AppConfig, sge_job_id: str | None = None, hostna
         return 2
 
     settings = config.gridengine or Settings()
-    store = JobStore.for_config(config)
     uuid = str(process.uuid)
-    record = store.get(uuid)
+    deadline = time.monotonic() + settings.db_retry_timeout
+    while True:  # a job that starts while the database restarts waits for it
+        try:
+            store = JobStore.for_config(config)
+            record = store.get(uuid)
+            break
+        except DBAPIError as e:
+            if time.monotonic() >= deadline:
+                raise
+            LOGGER.warning("database unreachable at the start of job %s, retrying: %s", uuid,
+                           str(e).splitlines()[0])
+            time.sleep(5)
+    wps_response.db_retry_timeout = settings.db_retry_timeout
     wps_response.job_store = store if record is not None else None
     if record is not None and record.sge_job_id is None and sge_job_id:
         # The web host lost the acknowledgement of the submission: say which job this is.
@@ -114,6 +132,13 @@ def run(dump_path: str, config: AppConfig, sge_job_id: str | None = None, hostna
         LOGGER.error("%s", e)
         print(f"pywps-gridengine-launcher: {e}", file=sys.stderr)
         return 3
+    except ResultNotRecorded as e:
+        LOGGER.error("job %s: %s", uuid, e)
+        print(f"pywps-gridengine-launcher: {e}", file=sys.stderr)
+        # The last resort: the row cannot be asked, the client must not poll forever.
+        write_failed_document(config, process.identifier, uuid, process.workdir, sge_job_id,
+                              f"The job could not record its result: {e}.")
+        return 4
     return 0
 
 

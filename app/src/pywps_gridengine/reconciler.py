@@ -49,6 +49,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.exc import DBAPIError as DatabaseError
+
 from .config import AppConfig, load
 from .jobs import FAILED, STARTED, JobRecord, JobStore
 
@@ -98,6 +100,11 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+# Exit statuses of pywps-gridengine-launcher (launcher.py) that say more than "crashed".
+LAUNCHER_LOAD_FAILED = 2
+LAUNCHER_RESULT_NOT_RECORDED = 4
+
+
 def finished_reason(info: JobInfo, job: JobRecord) -> str:
     """Readable reason for a job Grid Engine finished without the launcher reporting."""
     ref = f"Grid Engine job {job.sge_job_id}"
@@ -117,6 +124,11 @@ def finished_reason(info: JobInfo, job: JobRecord) -> str:
     if info.failed not in (None, 0, 100):
         text = f": {info.failed_reason}" if info.failed_reason else ""
         return f"{ref} could not run{where} (Grid Engine failure {info.failed}{text})."
+    if status == LAUNCHER_LOAD_FAILED:
+        return f"The job launcher of {ref} could not load the job{where}; see its error log."
+    if status == LAUNCHER_RESULT_NOT_RECORDED:
+        return (f"{ref} ran{where}, but the database stayed unreachable, so its result could not be recorded; "
+                "see its error log.")
     if status not in (None, 0):
         return f"The job launcher of {ref} crashed{where} with exit status {status}; see its error log."
     return f"{ref} ended{where} without the job reporting a result (its launcher crashed or was killed)."
@@ -138,8 +150,14 @@ def _age(since: dt.datetime | None, now: dt.datetime) -> float:
 
 
 def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_timeout: float,
-           gone_grace: float, submit_timeout: float) -> Decision:
-    """What to do with one active job, given what Grid Engine says (``None``: no SGE job id)."""
+           gone_grace: float, submit_timeout: float, db_reachable_since: dt.datetime | None = None) -> Decision:
+    """What to do with one active job, given what Grid Engine says (``None``: no SGE job id).
+
+    ``db_reachable_since``: since when the reconciler has reached the database
+    without a break. A heartbeat is only judged stale once the database has
+    been reachable for the whole timeout: after an outage every launcher gets
+    a full ``heartbeat_timeout`` to beat again.
+    """
     if info is None:
         if _age(job.created_at, now) >= submit_timeout:
             return Decision(True, f"The job was never handed to Grid Engine (no job id after {submit_timeout:.0f} s).")
@@ -149,6 +167,8 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
         return KEEP
     if info.state == SgeState.RUNNING:
         last = job.heartbeat_at
+        if last is not None and db_reachable_since is not None:
+            last = max(last, db_reachable_since)
         if job.state == STARTED and last is not None and _age(last, now) >= heartbeat_timeout:
             host = job.exec_host or info.hostname or "its exec host"
             return Decision(True, f"Lost contact with {ref} on {host}: no heartbeat for "
@@ -188,6 +208,7 @@ class PassResult:
     checked: int = 0
     failed: int = 0
     repaired: int = 0
+    skipped: str = ""   # why the pass did nothing: not the leader, database unreachable
 
 
 DocumentState = Callable[[JobRecord], "str | None"]
@@ -226,10 +247,22 @@ class Reconciler:
         self.write_failed = write_failed
         # Ages are judged on the database's clock, the one every stamp was written with.
         self.clock = clock or store.db_now
+        self.db_reachable_since: dt.datetime | None = None
 
     def run_once(self) -> PassResult:
+        """One pass. A database error skips the pass; the next one starts a new grace period."""
+        try:
+            now = self.clock()
+            if self.db_reachable_since is None:
+                self.db_reachable_since = now
+            jobs = self.store.active()
+        except DatabaseError as e:
+            if self.db_reachable_since is not None:
+                LOGGER.warning("database unreachable, reconciler pass skipped: %s", str(e).splitlines()[0])
+            self.db_reachable_since = None
+            return PassResult(skipped="database unreachable")
         result = PassResult()
-        for job in self.store.active():
+        for job in jobs:
             result.checked += 1
             try:
                 if self._reconcile(job):
@@ -265,7 +298,8 @@ class Reconciler:
         now = self.clock()
         info = self.source.job_info(job.sge_job_id) if job.sge_job_id else None
         decision = decide(job, info, now, heartbeat_timeout=self.heartbeat_timeout,
-                          gone_grace=self.gone_grace, submit_timeout=self.submit_timeout)
+                          gone_grace=self.gone_grace, submit_timeout=self.submit_timeout,
+                          db_reachable_since=self.db_reachable_since)
         if decision.mark_gone:
             self.store.mark_gone(job.uuid, now)
         elif info is not None and info.state != SgeState.UNKNOWN and job.gone_since is not None:
@@ -445,6 +479,7 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
                             write_failed=failed_document_writer(config),
                             document_state=status_document_state(config))
     interval = args.interval or settings.interval
+    leader = reconciler.store.leader_lock("pywps-gridengine-reconciler")
     stop = {"now": False}
 
     def _stop(*_: object) -> None:
@@ -455,9 +490,17 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
     try:
         while True:
             started = time.monotonic()
-            result = reconciler.run_once()
-            LOGGER.info("reconciler pass: %d active job(s), %d failed, %d document(s) repaired",
-                        result.checked, result.failed, result.repaired)
+            if leader.acquire():
+                result = reconciler.run_once()
+            else:
+                # Another web host's reconciler leads; this one takes over when it goes.
+                reconciler.db_reachable_since = None
+                result = PassResult(skipped="another reconciler is the leader")
+            if result.skipped:
+                LOGGER.info("reconciler pass skipped: %s", result.skipped)
+            else:
+                LOGGER.info("reconciler pass: %d active job(s), %d failed, %d document(s) repaired",
+                            result.checked, result.failed, result.repaired)
             if not args.loop or stop["now"]:
                 return 0
             while not stop["now"] and time.monotonic() - started < interval:
@@ -465,6 +508,7 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
             if stop["now"]:
                 return 0
     finally:
+        leader.release()
         if owned and isinstance(source, GridEngineStateSource):
             source.close()
 
