@@ -8,7 +8,7 @@ import pytest
 from pywps.tests import assert_process_exception, assert_response_success, assert_wps_version
 from wpstest import NS, literal_output, output_element, status_of, status_text, xml
 
-IDENTIFIERS = ["hello", "sleep", "wordcount", "literals", "textfile", "fail"]
+IDENTIFIERS = ["hello", "sleep", "wordcount", "literals", "textfile", "fail", "allocate"]
 
 
 def execute(client, identifier: str, datainputs: str = "", **params: str):
@@ -247,3 +247,9 @@ def test_gunicorn_entry_point_reads_pywps_cfg(make_env, monkeypatch):
                                                               "version": "1.0.0", "identifier": "hello",
                                                               "datainputs": "name=Friday"})
     assert literal_output(xml(resp.data), "output") == "Hello Friday"
+
+
+def test_allocate_within_its_limit(client):
+    resp = execute(client, "allocate", "megabytes=8;seconds=0")
+    assert_response_success(resp)
+    assert literal_output(resp.xml, "output") == "allocated 8 MB for 0 s"

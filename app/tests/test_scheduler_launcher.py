@@ -292,3 +292,30 @@ def test_database_gone_for_good_ends_in_a_clear_failure(cluster, monkeypatch):
     doc = env.status_doc(uuid)
     assert status_of(doc) == "ProcessFailed"
     assert "could not record its result" in status_text(doc) and "database was unreachable" in status_text(doc)
+
+
+def test_job_past_its_memory_limit_says_so(cluster, tmp_path):
+    """Grid Engine enforces h_vmem as the job's address space limit: the launcher, run as
+    sge_execd would (its own process, the limit set), reports the limit, not a generic error."""
+    import resource
+    import subprocess
+    import sys
+
+    env, client, submitter = cluster
+    uuid = uuid_from_status_location(submit(client, "allocate", "megabytes=3072"))
+    [spec] = submitter.specs
+    limit = 2 * 2**30
+
+    def as_execd() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    job_env = {**os.environ, **{k: v for k, v in spec.environment.items() if k != "PATH"},
+               "JOB_ID": "4242", "OPENBLAS_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "pywps_gridengine.launcher", *spec.args], env=job_env,
+                          cwd=tmp_path, preexec_fn=as_execd, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    doc = env.status_doc(uuid)
+    assert status_of(doc) == "ProcessFailed"
+    assert "ran out of memory: it reached its memory limit h_vmem=2G" in status_text(doc)
+    assert JobStore.for_config(env.config).get(uuid).state == "failed"

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import json
 import logging
+import resource
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from pywps import Process, WPSRequest, dblog
+from pywps.app.exceptions import ProcessError
 from pywps.exceptions import NoApplicableCode, OperationNotSupported, StorageNotSupported
 from pywps.inout.storage.file import FileStorage
 from pywps.response.execute import ExecuteResponse
@@ -291,8 +293,32 @@ def restore_job(dump_path: str, config: Any) -> tuple[Any, Any, GridEngineExecut
     return process, wps_request, wps_response
 
 
+def memory_limit_reason() -> str:
+    """What to tell the client when a job ran out of memory, naming its limit where it has one."""
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)  # what Grid Engine's h_vmem sets
+    if limit == resource.RLIM_INFINITY:
+        return "The job ran out of memory."
+    size = f"{limit / 2**30:g}G" if limit % 2**30 == 0 else f"{limit / 2**20:.0f}M"
+    return f"The job ran out of memory: it reached its memory limit h_vmem={size}."
+
+
 def run_process(process: Any, wps_request: Any, wps_response: Any) -> Any:
-    """Run the process's handler with PyWPS's status handling (``Process._run_process``)."""
+    """Run the process's handler with PyWPS's status handling (``Process._run_process``).
+
+    A ``MemoryError`` (an allocation past the job's h_vmem, which Grid Engine
+    enforces as the address space limit) becomes a ``ProcessError`` naming the
+    limit: PyWPS shows a ProcessError's text to the client, and any other
+    exception as "Process failed, please check server error log".
+    """
+    handler = process.handler
+
+    def guarded(request: Any, response: Any) -> Any:
+        try:
+            return handler(request, response)
+        except MemoryError:
+            raise ProcessError(memory_limit_reason()) from None
+
+    process.handler = guarded
     return process._run_process(wps_request, wps_response)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pywps import Process
 
+from .allocate import Allocate
 from .fail import Fail
 from .hello import Hello
 from .literals import Literals
@@ -11,7 +12,7 @@ from .sleep import Sleep
 from .textfile import TextFile
 from .wordcount import WordCount
 
-PROCESS_CLASSES: tuple[type[Process], ...] = (Hello, Sleep, WordCount, Literals, TextFile, Fail)
+PROCESS_CLASSES: tuple[type[Process], ...] = (Hello, Sleep, WordCount, Literals, TextFile, Fail, Allocate)
 
 
 def get_processes() -> list[Process]:
