@@ -6,7 +6,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from pywps_gridengine.jobs import JobStore
+from pywps_gridengine.jobs import JobStore, Usage
 
 
 def store(tmp_path):
@@ -170,3 +170,21 @@ def test_reconciler_judges_heartbeats_on_the_database_clock(tmp_path, monkeypatc
     result = Reconciler(jobs, Running(), heartbeat_timeout=30, write_failed=lambda *a: failed.append(a)).run_once()
     assert (result.checked, result.failed, failed) == (1, 0, [])
     assert jobs.get("u1").state == "started"
+
+
+def test_a_job_table_of_an_older_release_gets_the_new_columns(tmp_path):
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/old.sqlite")
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE t_gridengine_jobs (uuid VARCHAR(255) PRIMARY KEY, identifier VARCHAR(255) "
+                             "NOT NULL, state VARCHAR(16) NOT NULL, sge_job_id VARCHAR(64), job_name VARCHAR(255), "
+                             "native_specification TEXT, workdir TEXT, exec_host VARCHAR(255), message TEXT, "
+                             "created_at DATETIME NOT NULL, submitted_at DATETIME, started_at DATETIME, "
+                             "heartbeat_at DATETIME, gone_since DATETIME, finished_at DATETIME, "
+                             "updated_at DATETIME NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO t_gridengine_jobs (uuid, identifier, state, created_at, updated_at) "
+                             "VALUES ('old', 'sleep', 'started', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+    jobs = JobStore(engine, prefix="t_")
+    assert jobs.transition("old", "failed", "lost", usage=Usage(exec_host="exec1", exit_status=137, wallclock=9.5))
+    record = jobs.get("old")
+    assert (record.state, record.exit_status, record.wallclock, record.cpu) == ("failed", 137, 9.5, None)
+    JobStore(engine, prefix="t_")  # a second start finds nothing to add

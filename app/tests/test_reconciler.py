@@ -105,7 +105,8 @@ def test_deleted_job(world):
                                  wallclock=5, h_rt=60)
     clock.advance(10)
     assert rec.run_once().failed == 1
-    assert_failed(env, store, "job-deleted", "Grid Engine job 101", "deleted by admin@master")
+    assert_failed(env, store, "job-deleted", "Grid Engine job 101", "deleted (qdel) by admin@master",
+                  "after 5 s")
 
 
 def test_killed_by_h_rt(world):
@@ -115,7 +116,10 @@ def test_killed_by_h_rt(world):
                                  hostname="exec2")
     clock.advance(70)
     rec.run_once()
-    assert_failed(env, store, "job-hrt", "SIGKILL", "run time limit h_rt of 60 s", "exec2")
+    assert_failed(env, store, "job-hrt", "SIGKILL", "exceeded its wall-clock limit h_rt of 60 s", "exec2",
+                  "after 60 s")
+    record = store.get("job-hrt")
+    assert (record.exit_status, record.wallclock, record.exec_host) == (137, 60.4, "exec2")
 
 
 def test_host_lost_is_failed_within_a_minute(world):
@@ -138,7 +142,7 @@ def test_launcher_crashed(world):
     add_job(store, "job-crash", "104")
     source.jobs["104"] = JobInfo(SgeState.FINISHED, exit_status=1, failed=0, hostname="exec1")
     rec.run_once()
-    assert_failed(env, store, "job-crash", "crashed", "exit status 1")
+    assert_failed(env, store, "job-crash", "exited with status 1", "on exec1", "without reporting a result")
 
 
 def test_launcher_crashed_before_reporting_start(world):
@@ -317,7 +321,7 @@ def test_failed_document_write_is_retried_until_it_says_so(world):
     assert not (env.outputs / "job-unwritten.xml").exists()
     assert rec.run_once().repaired == 1
     assert len(calls) == 3
-    assert_failed(env, store, "job-unwritten", "deleted by admin@master")
+    assert_failed(env, store, "job-unwritten", "deleted (qdel) by admin@master")
     assert rec.run_once().repaired == 0  # the document agrees now: nothing more to do
 
 
@@ -376,3 +380,42 @@ def test_only_one_reconciler_leads_on_sqlite_every_caller_leads(world):
     assert first.acquire() and second.acquire()  # no advisory locks on SQLite: a single host
     first.release()
     second.release()
+
+
+def test_killed_past_its_memory_limit(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-vmem", "107")
+    source.jobs["107"] = JobInfo(SgeState.FINISHED, exit_status=137, failed=100, wallclock=3, h_rt=60,
+                                 h_vmem="512M", maxvmem="511.8M", cpu=2.5, hostname="exec1")
+    rec.run_once()
+    assert_failed(env, store, "job-vmem", "exceeded its memory limit h_vmem of 512M", "peak 511.8M", "on exec1")
+    record = store.get("job-vmem")
+    assert (record.cpu, record.peak_memory) == (2.5, 511.8 * 2**20)
+
+
+def test_killed_by_a_signal(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-term", "108")
+    source.jobs["108"] = JobInfo(SgeState.FINISHED, exit_status=143, failed=0, wallclock=12, hostname="exec2")
+    rec.run_once()
+    assert_failed(env, store, "job-term", "killed by signal 15 (SIGTERM) on exec2 after 12 s")
+
+
+def test_launcher_that_could_not_record_its_result(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-nodb", "109")
+    source.jobs["109"] = JobInfo(SgeState.FINISHED, exit_status=4, failed=0, hostname="exec1")
+    rec.run_once()
+    assert_failed(env, store, "job-nodb", "database stayed unreachable")
+
+
+def test_accounting_fields_for_limits_and_usage():
+    from pywps_gridengine.reconciler import memory_bytes
+
+    info = info_from_qacct({"category": "-q wps.q -l h_rt=30,h_vmem=256M", "cpu": "2.130s", "maxvmem": "255.9M",
+                            "ru_wallclock": "31s", "exit_status": "137", "failed": "100 : assumedly after job",
+                            "hostname": "exec2"})
+    assert (info.h_rt, info.h_vmem, info.cpu, info.wallclock) == (30, "256M", 2.13, 31)
+    assert info.usage().peak_memory == 255.9 * 2**20
+    assert (memory_bytes("2G"), memory_bytes("1.5k"), memory_bytes("100"), memory_bytes("NONE")) == \
+        (2 * 2**30, 1536.0, 100.0, None)

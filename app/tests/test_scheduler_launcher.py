@@ -107,6 +107,7 @@ def test_launcher_runs_job_to_success(cluster, monkeypatch):
     assert "Grid Engine job 4242" in status_text(doc)
     record = JobStore.for_config(env.config).get(uuid)
     assert record.state == "succeeded" and record.exec_host and record.finished_at
+    assert record.wallclock is not None and record.cpu > 0 and record.peak_memory > 2**20  # its own usage
     from pywps import dblog
 
     session = dblog.get_session()

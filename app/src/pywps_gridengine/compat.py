@@ -29,7 +29,7 @@ import json
 import logging
 import resource
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pywps import Process, WPSRequest, dblog
@@ -40,7 +40,7 @@ from pywps.response.execute import ExecuteResponse
 from pywps.response.status import WPS_STATUS
 from sqlalchemy.exc import DBAPIError
 
-from .jobs import STATE_OF_STATUS, JobState, JobStore, RequestStatus
+from .jobs import STATE_OF_STATUS, JobState, JobStore, RequestStatus, Usage
 from .status import atomic_write
 
 LOGGER = logging.getLogger("PYWPS")
@@ -163,6 +163,8 @@ class GridEngineExecuteResponse(ExecuteResponse):
     #: Seconds a final state is retried while the database is unreachable
     #: (the launcher sets it from ``[gridengine] db_retry_timeout``).
     db_retry_timeout: float = 0.0
+    #: What the job used so far, recorded with its final state (the launcher sets it).
+    usage: Callable[[], Usage] | None = None
 
     def _record(self, state: JobState, message: str, percent: int) -> bool | None:
         """The job row's answer to a change: True/False, or None when the database is unreachable.
@@ -178,7 +180,9 @@ class GridEngineExecuteResponse(ExecuteResponse):
         delay = 1.0
         while True:
             try:
-                return self.job_store.record(str(self.uuid), state, message, percent, exec_host=self.exec_host)
+                usage = self.usage() if state.final and self.usage is not None else None
+                return self.job_store.record(str(self.uuid), state, message, percent, exec_host=self.exec_host,
+                                             usage=usage)
             except DBAPIError as e:
                 if time.monotonic() >= deadline:
                     if state.final:

@@ -172,7 +172,33 @@ def _jobs_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
         sa.Column("gone_since", sa.DateTime, nullable=True),
         sa.Column("finished_at", sa.DateTime, nullable=True),
         sa.Column("updated_at", sa.DateTime, nullable=False),
+        # What the job used (Usage): from Grid Engine's accounting when the reconciler
+        # ends a job, from the launcher's own measurement when the job ends itself.
+        *_usage_columns(),
     )
+
+
+def _usage_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("exit_status", sa.Integer, nullable=True),
+        sa.Column("wallclock", sa.Float, nullable=True),
+        sa.Column("cpu", sa.Float, nullable=True),
+        sa.Column("peak_memory", sa.Float, nullable=True),
+    ]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a job used: seconds of wall clock and CPU, peak memory in bytes, where it ran."""
+
+    exec_host: str | None = None
+    exit_status: int | None = None
+    wallclock: float | None = None
+    cpu: float | None = None
+    peak_memory: float | None = None
+
+    def values(self) -> dict[str, Any]:
+        return {key: value for key, value in vars(self).items() if value is not None}
 
 
 def _pywps_tables(metadata: sa.MetaData, prefix: str) -> tuple[sa.Table, sa.Table]:
@@ -206,6 +232,10 @@ class JobRecord:
     gone_since: dt.datetime | None
     finished_at: dt.datetime | None
     updated_at: dt.datetime
+    exit_status: int | None = None
+    wallclock: float | None = None
+    cpu: float | None = None
+    peak_memory: float | None = None
 
 
 @dataclass(frozen=True)
@@ -282,6 +312,7 @@ class JobStore:
             # PyWPS creates its own tables on its first session; creating them here
             # as well (same definitions) lets the store work before PyWPS has run.
             self.metadata.create_all(engine, checkfirst=True)
+            self._add_missing_columns()
         inspector = sa.inspect(engine)
         self.has_jobs_table = create_table or inspector.has_table(self.table.name)
         self._has_stored = inspector.has_table(self.stored.name)
@@ -301,6 +332,25 @@ class JobStore:
                 session.close()
             store = _STORES[key] = cls(engine, config.prefix)  # type: ignore[arg-type]
         return store
+
+    def _add_missing_columns(self) -> None:
+        """Bring a job table created by an older release up to date.
+
+        Only nullable columns are ever added to this table, so an ``ALTER
+        TABLE ... ADD COLUMN`` per missing column is the whole migration; a
+        migration framework (Alembic) would be one more dependency on every
+        web and exec host for that.
+        """
+        have = {column["name"] for column in sa.inspect(self.engine).get_columns(self.table.name)}
+        missing = [column for column in self.table.columns if column.name not in have]
+        if not missing:
+            return
+        preparer = self.engine.dialect.identifier_preparer
+        with self.engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=self.engine.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {preparer.quote(self.table.name)} "
+                                     f"ADD COLUMN {preparer.quote(column.name)} {kind}"))
 
     def leader_lock(self, name: str) -> LeaderLock:
         return LeaderLock(self.engine, name)
@@ -350,7 +400,7 @@ class JobStore:
         return result.rowcount == 1
 
     def record(self, uuid: str, state: JobState | str, message: str | None = None, percent: float | None = None,
-               *, exec_host: str | None = None, now: dt.datetime | None = None) -> bool:
+               *, exec_host: str | None = None, usage: Usage | None = None, now: dt.datetime | None = None) -> bool:
         """Compare-and-set the job row to ``state``, and PyWPS's requests row with it.
 
         Accepted only from Accepted, Started from Accepted or Started (progress),
@@ -370,6 +420,8 @@ class JobStore:
             values["exec_host"] = exec_host
         if state.final:
             values["finished_at"] = stamp
+            if usage is not None:
+                values.update(usage.values())
         with self.engine.begin() as conn:
             result = conn.execute(t.update().where(t.c.uuid == str(uuid), t.c.state.in_(_ALLOWED_FROM[state]))
                                   .values(**values))
@@ -379,10 +431,11 @@ class JobStore:
         return True
 
     def transition(self, uuid: str, state: JobState | str, message: str | None = None, *,
-                   exec_host: str | None = None, now: dt.datetime | None = None) -> bool:
+                   exec_host: str | None = None, usage: Usage | None = None, now: dt.datetime | None = None) -> bool:
         """Move an active job to ``state`` (:meth:`record` with a final percentage for a final state)."""
         state = JobState(state)
-        return self.record(uuid, state, message, 100 if state.final else None, exec_host=exec_host, now=now)
+        return self.record(uuid, state, message, 100 if state.final else None, exec_host=exec_host, usage=usage,
+                           now=now)
 
     def _write_request_row(self, conn: sa.Connection, uuid: str, status: RequestStatus, message: str | None,
                            percent: float | None, now: dt.datetime) -> None:

@@ -30,14 +30,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import resource
 import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .config import AppConfig, Settings, load
+
+if TYPE_CHECKING:
+    from .jobs import Usage
 
 LOGGER = logging.getLogger("PYWPS")
 
@@ -74,6 +78,22 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def usage_meter(host: str) -> Callable[[], Usage]:
+    """What this launcher and its children used since now, as the job row keeps it."""
+    from .jobs import Usage
+
+    start = time.monotonic()
+
+    def usage() -> Usage:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+        peak = max(own.ru_maxrss, children.ru_maxrss) * 1024  # KiB on Linux; resident, not virtual
+        return Usage(exec_host=host, wallclock=round(time.monotonic() - start, 3), cpu=round(cpu, 3),
+                     peak_memory=float(peak))
+
+    return usage
 
 
 def _setup_logging(config: AppConfig) -> None:
@@ -114,6 +134,7 @@ def run(dump_path: str, config: AppConfig, sge_job_id: str | None = None, hostna
                            str(e).splitlines()[0])
             time.sleep(5)
     wps_response.db_retry_timeout = settings.db_retry_timeout
+    wps_response.usage = usage_meter(hostname or socket.gethostname())
     wps_response.job_store = store if record is not None else None
     if record is not None and record.sge_job_id is None and sge_job_id:
         # The web host lost the acknowledgement of the submission: say which job this is.

@@ -52,7 +52,7 @@ from typing import Protocol
 from sqlalchemy.exc import DBAPIError as DatabaseError
 
 from .config import AppConfig, load
-from .jobs import FAILED, STARTED, JobRecord, JobStore
+from .jobs import FAILED, STARTED, JobRecord, JobStore, Usage
 
 LOGGER = logging.getLogger("PYWPS")
 
@@ -81,6 +81,22 @@ class JobInfo:
     maxvmem: str | None = None
     hostname: str | None = None
     reason: str | None = None  # free text, e.g. the error of an Eqw job
+    cpu: float | None = None
+    h_vmem: str | None = None
+
+    def usage(self) -> Usage:
+        """The figures accounting gives, as the job row keeps them."""
+        return Usage(exec_host=self.hostname, exit_status=self.exit_status, wallclock=self.wallclock,
+                     cpu=self.cpu, peak_memory=memory_bytes(self.maxvmem))
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def memory_bytes(text: str | None) -> float | None:
+    """Bytes of a Grid Engine memory figure ('512M', '1.234G', '2048'); None if it is not one."""
+    match = re.match(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*$", text or "", re.IGNORECASE)
+    return float(match.group(1)) * _UNITS[match.group(2).upper()] if match else None
 
 
 class StateSource(Protocol):
@@ -109,18 +125,22 @@ def finished_reason(info: JobInfo, job: JobRecord) -> str:
     """Readable reason for a job Grid Engine finished without the launcher reporting."""
     ref = f"Grid Engine job {job.sge_job_id}"
     where = f" on {info.hostname}" if info.hostname else ""
+    ran = f" after {info.wallclock:.0f} s" if info.wallclock is not None else ""
     if info.deleted_by:
-        return f"{ref} was deleted by {info.deleted_by}{where} before it finished."
+        return f"{ref} was deleted (qdel) by {info.deleted_by}{where}{ran}, before it finished."
     status = info.exit_status
     if status is not None and status > 128:
-        sig = _signal_name(status - 128)
+        number = status - 128
+        sig = _signal_name(number)
         if info.h_rt is not None and info.wallclock is not None and info.wallclock >= info.h_rt - 1:
-            return (f"{ref} was killed ({sig}){where} after {info.wallclock:.0f} s: "
-                    f"it reached its run time limit h_rt of {info.h_rt:.0f} s.")
-        if sig in ("SIGKILL", "SIGXCPU", "SIGSEGV", "SIGABRT", "SIGBUS") and info.maxvmem:
-            return (f"{ref} was killed ({sig}){where}: a resource limit was exceeded or it was deleted "
-                    f"(peak memory {info.maxvmem}).")
-        return f"{ref} was killed ({sig}){where}: deleted, or a resource limit was exceeded."
+            return (f"{ref} was killed ({sig}){where}{ran}: it exceeded its wall-clock limit "
+                    f"h_rt of {info.h_rt:.0f} s.")
+        limit, peak = memory_bytes(info.h_vmem), memory_bytes(info.maxvmem)
+        if limit and peak and peak >= 0.9 * limit:
+            return (f"{ref} was killed ({sig}){where}{ran}: it exceeded its memory limit h_vmem of "
+                    f"{info.h_vmem} (peak {info.maxvmem}).")
+        peak_text = f", peak memory {info.maxvmem}" if info.maxvmem else ""
+        return f"{ref} was killed by signal {number} ({sig}){where}{ran}{peak_text}."
     if info.failed not in (None, 0, 100):
         text = f": {info.failed_reason}" if info.failed_reason else ""
         return f"{ref} could not run{where} (Grid Engine failure {info.failed}{text})."
@@ -130,7 +150,7 @@ def finished_reason(info: JobInfo, job: JobRecord) -> str:
         return (f"{ref} ran{where}, but the database stayed unreachable, so its result could not be recorded; "
                 "see its error log.")
     if status not in (None, 0):
-        return f"The job launcher of {ref} crashed{where} with exit status {status}; see its error log."
+        return f"{ref} exited with status {status}{where}{ran} without reporting a result; see its error log."
     return f"{ref} ended{where} without the job reporting a result (its launcher crashed or was killed)."
 
 
@@ -140,6 +160,7 @@ class Decision:
     reason: str = ""
     terminate: bool = False
     mark_gone: bool = False
+    usage: Usage | None = None
 
 
 KEEP = Decision(fail=False)
@@ -178,7 +199,7 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
         text = f": {info.reason}" if info.reason else ""
         return Decision(True, f"{ref} is in error state and will not run{text}.", terminate=True)
     if info.state == SgeState.FINISHED:
-        return Decision(True, finished_reason(info, job))
+        return Decision(True, finished_reason(info, job), usage=info.usage())
     # UNKNOWN: deleted while queued, or accounting not written yet.
     if job.gone_since is None:
         return Decision(False, mark_gone=True) if gone_grace > 0 else Decision(
@@ -308,7 +329,7 @@ class Reconciler:
             return False
         # Claim the row first (PyWPS's requests row follows in the same
         # transaction): if the launcher finished meanwhile, it wins.
-        if not self.store.transition(job.uuid, FAILED, decision.reason, now=now):
+        if not self.store.transition(job.uuid, FAILED, decision.reason, usage=decision.usage, now=now):
             return False
         LOGGER.warning("WPS job %s (%s) failed by reconciler: %s", job.uuid, job.identifier, decision.reason)
         if decision.terminate and job.sge_job_id:
@@ -357,6 +378,11 @@ def _h_rt_of(category: str) -> float | None:
     return _seconds(match.group(1)) if match else None
 
 
+def _h_vmem_of(category: str) -> str | None:
+    match = re.search(r"h_vmem=([0-9.]+[KkMmGgTt]?)", category)
+    return match.group(1).upper() if match else None
+
+
 def info_from_qacct(fields: Mapping[str, str]) -> JobInfo:
     def leading_int(value: str | None) -> int | None:
         match = re.match(r"^\s*(-?\d+)", value or "")
@@ -375,6 +401,8 @@ def info_from_qacct(fields: Mapping[str, str]) -> JobInfo:
         h_rt=_h_rt_of(fields.get("category", "")),
         maxvmem=fields.get("maxvmem") or None,
         hostname=fields.get("hostname") or None,
+        cpu=_seconds(fields.get("cpu", "")) if fields.get("cpu") else None,
+        h_vmem=_h_vmem_of(fields.get("category", "")),
     )
 
 
