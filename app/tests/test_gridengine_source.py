@@ -102,3 +102,24 @@ def test_host_without_accounting_file_sees_a_gone_job_as_unknown(monkeypatch, tm
     source = GridEngineStateSource(qacct=qacct_script(tmp_path, {}, no_file=True))
     assert source.job_info("8").state == SgeState.UNKNOWN  # gone from the qmaster, no accounting here
     assert source.job_info("2").state == SgeState.RUNNING
+
+
+def test_shared_accounting_file_is_read_with_qacct_f(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "drmaa", fake_drmaa({}))
+    script = qacct_script(tmp_path, {"7": QACCT_DELETED})
+    calls = tmp_path / "calls"
+    wrapper = tmp_path / "qacct-recording"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexec {script} "$@"\n')
+    wrapper.chmod(0o755)
+    source = GridEngineStateSource(qacct=str(wrapper), accounting_file="/srv/wps/sge/accounting")
+    assert source.job_info("7").deleted_by == "wps@web1"
+    assert calls.read_text().split() == ["-j", "7", "-f", "/srv/wps/sge/accounting"]
+
+
+def test_missing_shared_accounting_file_is_an_error_not_a_lost_job(monkeypatch, tmp_path):
+    """A configured accounting file that is not there is a fault to report, not 'no record'."""
+    monkeypatch.setitem(sys.modules, "drmaa", fake_drmaa({}))
+    source = GridEngineStateSource(qacct=qacct_script(tmp_path, {}, no_file=True),
+                                   accounting_file="/srv/wps/sge/accounting")
+    with pytest.raises(RuntimeError, match="No such file"):
+        source.job_info("8")

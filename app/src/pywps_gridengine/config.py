@@ -177,6 +177,12 @@ class Settings:
         submission never completed (default 120).
     ``interval``
         Seconds between reconciler passes in loop mode (default 15).
+    ``accounting_file``
+        Grid Engine's accounting file as the reconciler's host sees it, read
+        with ``qacct -f`` (default: qacct's own, the cell's
+        ``common/accounting``, which only the qmaster has unless it is shared).
+        With it, a job Grid Engine ended is failed with the precise reason
+        (deleted, a limit, a signal, an exit status) and its usage.
     ``db_retry_timeout``
         Seconds a launcher keeps trying to reach the database, at its start and
         to record its final state, before it gives up (default 600): a job
@@ -200,6 +206,7 @@ class Settings:
     submit_timeout: float = 120.0
     interval: float = 15.0
     db_retry_timeout: float = 600.0
+    accounting_file: str = ""
     log_dir: str = ""
 
     def resources_for(self, identifier: str, declared: Mapping[str, object] | None = None) -> Resources:
@@ -246,7 +253,7 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
     known = set(RESOURCE_KEYS) | {
         "launcher", "launcher_config", "job_name_prefix", "pass_env", "job_env",
         "heartbeat_interval", "heartbeat_timeout", "gone_grace", "submit_timeout", "interval", "log_dir",
-        "db_retry_timeout",
+        "db_retry_timeout", "accounting_file",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -281,8 +288,11 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
         submit_timeout=_float(raw, "submit_timeout", 120.0),
         interval=_float(raw, "interval", 15.0),
         db_retry_timeout=_float(raw, "db_retry_timeout", 600.0),
+        accounting_file=raw.get("accounting_file", "").strip(),
         log_dir=raw.get("log_dir", "").strip(),
     )
+    if settings.accounting_file and not os.path.isabs(settings.accounting_file):
+        raise ConfigError(f"[{SECTION}] accounting_file = {settings.accounting_file!r} must be an absolute path")
     if settings.log_dir and not os.path.isabs(settings.log_dir):
         raise ConfigError(f"[{SECTION}] log_dir = {settings.log_dir!r} must be an absolute path")
     if settings.heartbeat_timeout <= settings.heartbeat_interval:

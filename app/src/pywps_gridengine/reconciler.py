@@ -414,13 +414,14 @@ class GridEngineStateSource:
     the accounting file (``qacct``), which the qmaster writes with a delay.
     """
 
-    def __init__(self, qacct: str = "qacct") -> None:
+    def __init__(self, qacct: str = "qacct", accounting_file: str = "") -> None:
         import drmaa  # loads libdrmaa
 
         self._drmaa = drmaa
         self._session = drmaa.Session()
         self._session.initialize()
         self._qacct = qacct
+        self._accounting_file = accounting_file
         self._warned_no_accounting = False
 
     def close(self) -> None:
@@ -461,12 +462,15 @@ class GridEngineStateSource:
         (qacct missing, accounting file unreadable) raises, so the job is left
         alone instead of being taken for gone.
         """
-        proc = subprocess.run([self._qacct, "-j", str(sge_job_id)], capture_output=True, text=True, timeout=30)
+        command = [self._qacct, "-j", str(sge_job_id)]
+        if self._accounting_file:
+            command += ["-f", self._accounting_file]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
         if proc.returncode == 0:
             return parse_qacct(proc.stdout)
         if "not found" in proc.stderr or "not found" in proc.stdout:
             return {}
-        if "accounting: No such file or directory" in proc.stderr:
+        if "No such file or directory" in proc.stderr and not self._accounting_file:
             if not self._warned_no_accounting:
                 LOGGER.warning("no Grid Engine accounting file on this host (%s): jobs Grid Engine no longer "
                                "knows are failed without the reason accounting would give", proc.stderr.strip())
@@ -501,7 +505,7 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
               file=sys.stderr)
         return 2
     owned = source is None
-    source = source or GridEngineStateSource()
+    source = source or GridEngineStateSource(accounting_file=settings.accounting_file)
     reconciler = Reconciler(JobStore.for_config(config), source, heartbeat_timeout=settings.heartbeat_timeout,
                             gone_grace=settings.gone_grace, submit_timeout=settings.submit_timeout,
                             write_failed=failed_document_writer(config),
