@@ -1,6 +1,6 @@
 """``allocate``: takes memory and holds it, to show what a job's resource limits do.
 
-Declares small limits on purpose (``h_vmem`` 256M, ``h_rt`` 30 s): asking for
+Declares small limits on purpose (``h_vmem`` 512M, ``h_rt`` 30 s): asking for
 more memory than that, or holding it longer, ends in ProcessFailed with the
 limit named in the status document (by the launcher for memory, by the
 reconciler from Grid Engine's accounting for the run time).
@@ -21,7 +21,7 @@ MAX_SECONDS = 3600.0
 
 
 class Allocate(GridEngineProcess):
-    gridengine_resources = {"h_rt": "00:00:30", "h_vmem": "256M"}
+    gridengine_resources = {"h_rt": "00:00:30", "h_vmem": "512M"}
 
     def __init__(self) -> None:
         super().__init__(
@@ -29,7 +29,7 @@ class Allocate(GridEngineProcess):
             identifier="allocate",
             title="Allocate memory",
             abstract="Allocates the given number of megabytes, holds them for the given number of seconds, "
-                     "then frees them. Its jobs may use 256 MB of memory and run for 30 s: beyond that, "
+                     "then frees them. Its jobs may use 512 MB of memory and run for 30 s: beyond that, "
                      "Grid Engine's limits end the job and the status document says which limit.",
             keywords=["memory", "limits", "demo"],
             version="1.0",
