@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 import sqlalchemy as sa
 
 from pywps_gridengine.jobs import JobStore, Usage
@@ -188,3 +189,20 @@ def test_a_job_table_of_an_older_release_gets_the_new_columns(tmp_path):
     record = jobs.get("old")
     assert (record.state, record.exit_status, record.wallclock, record.cpu) == ("failed", 137, 9.5, None)
     JobStore(engine, prefix="t_")  # a second start finds nothing to add
+
+
+def test_the_document_write_runs_under_the_change_and_can_undo_it(tmp_path):
+    jobs = store(tmp_path)
+    jobs.create("u1", "sleep", now=T0)
+    written: list[str] = []
+    assert jobs.record("u1", "started", "running", 10, then=lambda: written.append("started"))
+    assert written == ["started"]
+
+    def full_disk() -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        jobs.record("u1", "succeeded", "done", 100, then=full_disk)
+    assert jobs.get("u1").state == "started"  # rolled back: the row never says more than the document
+    assert not jobs.record("u1", "accepted", "queued", 0, then=lambda: written.append("accepted"))
+    assert written == ["started"]  # a refused change writes no document

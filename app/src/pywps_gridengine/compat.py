@@ -136,27 +136,30 @@ class GridEngineExecuteResponse(ExecuteResponse):
 
         The document is built first (building it stores the outputs and may
         fail), then the change is claimed on the job row (which writes PyWPS's
-        requests row in the same transaction), and only then is the status file
-        written.
+        requests row in the same transaction) and the status file is written
+        while that row is locked, so competing writers of one job's document
+        (the web host's Accepted, the launcher's updates) write in row order.
         """
         self.message = message
         self.status = status
         self.status_percentage = status_percentage
         self._update_status_doc()
-        if self.job_store is None:
-            dblog.store_status(self.uuid, status, message, status_percentage)
+        write = self._update_status_file if self.store_status_file else None
+        state = STATE_OF_STATUS.get(RequestStatus(status)) if self.job_store is not None else None
+        if state is None:
+            if self.job_store is None:
+                dblog.store_status(self.uuid, status, message, status_percentage)
+            if write is not None:
+                write()
         else:
-            state = STATE_OF_STATUS.get(RequestStatus(status))
-            if state is not None:
-                recorded = self._record(state, message, status_percentage)
-                if recorded is None:  # database unreachable: a progress update is dropped, not fatal
+            # The document is written under the job row's lock (JobStore.record).
+            recorded = self._record(state, message, status_percentage, write)
+            if recorded is None:  # database unreachable: a progress update is dropped, not fatal
+                return
+            if not recorded:
+                if state == JobState.ACCEPTED:
                     return
-                if not recorded:
-                    if state == JobState.ACCEPTED:
-                        return
-                    raise JobFenced(f"job {self.uuid} is already finished; not moving it to {state}")
-        if self.store_status_file:
-            self._update_status_file()
+                raise JobFenced(f"job {self.uuid} is already finished; not moving it to {state}")
         if clean and status in (WPS_STATUS.SUCCEEDED, WPS_STATUS.FAILED):
             self.process.clean()
 
@@ -166,7 +169,8 @@ class GridEngineExecuteResponse(ExecuteResponse):
     #: What the job used so far, recorded with its final state (the launcher sets it).
     usage: Callable[[], Usage] | None = None
 
-    def _record(self, state: JobState, message: str, percent: int) -> bool | None:
+    def _record(self, state: JobState, message: str, percent: int,
+                then: Callable[[], None] | None = None) -> bool | None:
         """The job row's answer to a change: True/False, or None when the database is unreachable.
 
         A progress update (or Started) is given up at once when the database
@@ -182,7 +186,7 @@ class GridEngineExecuteResponse(ExecuteResponse):
             try:
                 usage = self.usage() if state.final and self.usage is not None else None
                 return self.job_store.record(str(self.uuid), state, message, percent, exec_host=self.exec_host,
-                                             usage=usage)
+                                             usage=usage, then=then)
             except DBAPIError as e:
                 if time.monotonic() >= deadline:
                     if state.final:

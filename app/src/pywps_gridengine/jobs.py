@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -400,12 +400,19 @@ class JobStore:
         return result.rowcount == 1
 
     def record(self, uuid: str, state: JobState | str, message: str | None = None, percent: float | None = None,
-               *, exec_host: str | None = None, usage: Usage | None = None, now: dt.datetime | None = None) -> bool:
+               *, exec_host: str | None = None, usage: Usage | None = None, now: dt.datetime | None = None,
+               then: Callable[[], None] | None = None) -> bool:
         """Compare-and-set the job row to ``state``, and PyWPS's requests row with it.
 
         Accepted only from Accepted, Started from Accepted or Started (progress),
         a final state from an active one. False, and nothing written, when the
         row refuses (already final, already started, or missing).
+
+        ``then`` (the status document's write) runs inside the same transaction,
+        while the updated row is locked: a competing change of the same job
+        waits for it, so documents are written in the order the row moved and
+        an Accepted document can never land after the launcher's Started or
+        final one. If ``then`` raises, the change is rolled back.
         """
         state = JobState(state)
         stamp = self._stamp(now)
@@ -428,6 +435,8 @@ class JobStore:
             if result.rowcount != 1:
                 return False
             self._write_request_row(conn, uuid, STATUS_OF_STATE[state], message, percent, now or utcnow())
+            if then is not None:
+                then()
         return True
 
     def transition(self, uuid: str, state: JobState | str, message: str | None = None, *,
