@@ -176,7 +176,8 @@ class Settings:
         A job recorded without an SGE job id for this long is failed: its
         submission never completed (default 120).
     ``interval``
-        Seconds between reconciler passes in loop mode (default 15).
+        Seconds between reconciler passes in loop mode (default 5: a job Grid Engine
+        ended is reported within two passes of its accounting record).
     ``accounting_file``
         Grid Engine's accounting file as the reconciler's host sees it, read
         with ``qacct -f`` (default: qacct's own, the cell's
@@ -204,7 +205,7 @@ class Settings:
     heartbeat_timeout: float = 30.0
     gone_grace: float = 15.0
     submit_timeout: float = 120.0
-    interval: float = 15.0
+    interval: float = 5.0
     db_retry_timeout: float = 600.0
     accounting_file: str = ""
     log_dir: str = ""
@@ -286,7 +287,7 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
         heartbeat_timeout=_float(raw, "heartbeat_timeout", 30.0),
         gone_grace=_float(raw, "gone_grace", 15.0),
         submit_timeout=_float(raw, "submit_timeout", 120.0),
-        interval=_float(raw, "interval", 15.0),
+        interval=_float(raw, "interval", 5.0),
         db_retry_timeout=_float(raw, "db_retry_timeout", 600.0),
         accounting_file=raw.get("accounting_file", "").strip(),
         log_dir=raw.get("log_dir", "").strip(),

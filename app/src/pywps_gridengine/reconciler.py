@@ -27,7 +27,7 @@ finished normally has already moved its row to Succeeded/Failed. Every
 failure is a compare-and-set on the job row, so a launcher finishing at the
 same moment wins or loses cleanly, never both.
 
-Run it every ~15 s: ``pywps-gridengine-reconciler --loop`` (or ``--once``
+Run it every few seconds: ``pywps-gridengine-reconciler --loop`` (or ``--once``
 from a systemd timer). With the defaults a lost job is failed within
 ``interval + gone_grace`` (accounting known: ``interval``) seconds, and a
 lost exec host within ``heartbeat_timeout + interval``.
