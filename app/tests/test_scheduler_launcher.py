@@ -320,3 +320,19 @@ def test_job_past_its_memory_limit_says_so(cluster, tmp_path):
     assert status_of(doc) == "ProcessFailed"
     assert "ran out of memory: it reached its memory limit h_vmem=2G" in status_text(doc)
     assert JobStore.for_config(env.config).get(uuid).state == "failed"
+
+
+def test_a_refused_heartbeat_stops_the_launcher(cluster):
+    """After the reconciler failed the job, the launcher stops instead of running on unseen."""
+    import threading
+
+    from pywps_gridengine.launcher import Heartbeat
+
+    env, client, submitter = cluster
+    uuid = uuid_from_status_location(submit(client, "sleep", "delay=0"))
+    store = JobStore.for_config(env.config)
+    fenced = threading.Event()
+    with Heartbeat(store, uuid, 0.05, on_fenced=fenced.set):
+        assert not fenced.wait(0.3)  # accepted, beating
+        assert store.transition(uuid, "failed", "lost with its host")
+        assert fenced.wait(2)

@@ -130,6 +130,7 @@ class GridEngineExecuteResponse(ExecuteResponse):
         self.sge_job_id: str | None = None
         self.job_store: JobStore | None = None
         self.exec_host: str | None = None
+        self.final_recorded = False  # this response moved the row to a final state
 
     def _update_status(self, status: int, message: str, status_percentage: int, clean: bool = True) -> None:
         """Same steps as ``ExecuteResponse._update_status``, with the job row deciding.
@@ -156,6 +157,8 @@ class GridEngineExecuteResponse(ExecuteResponse):
             recorded = self._record(state, message, status_percentage, write)
             if recorded is None:  # database unreachable: a progress update is dropped, not fatal
                 return
+            if recorded and state.final:
+                self.final_recorded = True
             if not recorded:
                 if state == JobState.ACCEPTED:
                     return

@@ -54,12 +54,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 class Heartbeat:
-    """Background thread updating the job's heartbeat in the job table."""
+    """Background thread updating the job's heartbeat in the job table.
 
-    def __init__(self, store: Any, uuid: str, interval: float) -> None:
+    A heartbeat the row refuses means the job was ended elsewhere (the
+    reconciler failed it): ``on_fenced`` is called, by default ending this
+    launcher at once, so a job nobody waits for any more stops using its slot.
+    """
+
+    def __init__(self, store: Any, uuid: str, interval: float,
+                 on_fenced: Callable[[], None] | None = None) -> None:
         self._store = store
         self._uuid = uuid
         self._interval = interval
+        self._on_fenced = on_fenced or _exit_fenced
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
@@ -67,7 +74,9 @@ class Heartbeat:
         while not self._stop.wait(self._interval):
             try:
                 if not self._store.heartbeat(self._uuid):
-                    return  # the job is final (or gone): nothing more to report
+                    if not self._stop.is_set():
+                        self._on_fenced()
+                    return
             except Exception:  # a database hiccup must not kill the job
                 LOGGER.warning("heartbeat for job %s failed", self._uuid, exc_info=True)
 
@@ -78,6 +87,13 @@ class Heartbeat:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+def _exit_fenced() -> None:
+    LOGGER.error("the job was ended elsewhere (its row is final): stopping its launcher")
+    print("pywps-gridengine-launcher: the job was ended elsewhere; stopping", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(3)  # from the heartbeat thread: the process, not just this thread; the row and document stay
 
 
 def usage_meter(host: str) -> Callable[[], Usage]:
@@ -147,7 +163,11 @@ def run(dump_path: str, config: AppConfig, sge_job_id: str | None = None, hostna
     if process.workdir:
         os.chdir(process.workdir)
     try:
-        with Heartbeat(store, uuid, settings.heartbeat_interval):
+        def fenced() -> None:
+            if not wps_response.final_recorded:  # the row is final because someone else ended the job
+                _exit_fenced()
+
+        with Heartbeat(store, uuid, settings.heartbeat_interval, on_fenced=fenced):
             run_process(process, wps_request, wps_response)
     except JobFenced as e:
         LOGGER.error("%s", e)
