@@ -1,4 +1,4 @@
-"""The common role on every cluster host: service user, UTC, name resolution."""
+"""The common role on every cluster host: service user, UTC, time sync, name resolution."""
 
 import pytest
 from pwgtest import hosts, own_address
@@ -38,3 +38,25 @@ def test_every_host_resolves_every_host_both_ways(host, addresses):
 def test_own_name_is_not_loopback(host, addresses):
     me = host.check_output("hostname")
     assert host.check_output(f"getent ahostsv4 {me}").split()[0] == addresses[me]
+
+
+def test_chrony_runs_and_answers(host):
+    chrony = host.service("chrony")
+    assert chrony.is_running
+    assert chrony.is_enabled
+    # No NTP server is reachable from the test bed: chronyd answers, synchronised or not.
+    tracking = host.run("chronyc -n tracking")
+    assert tracking.rc == 0, tracking.stderr
+    assert "Reference ID" in tracking.stdout
+
+
+def test_chrony_takes_its_sources_from_the_drop_in(host):
+    sources = host.file("/etc/chrony/sources.d/pywps-gridengine.sources").content_string
+    assert "\npool 2.debian.pool.ntp.org iburst\n" in sources
+    debian_conf = host.file("/etc/chrony/chrony.conf").content_string
+    assert not any(line.startswith("pool ") for line in debian_conf.splitlines())
+
+
+def test_chronyd_leaves_the_shared_clock_alone_in_the_test_bed(host):
+    # Test-bed switch common_time_sync_testbed: -x, no clock control.
+    assert " -x" in host.check_output("ps -o args= -C chronyd")
