@@ -21,10 +21,11 @@ all:
     sge_exec: {hosts: {e1: {ansible_connection: local}}}
     db: {hosts: {d1: {ansible_connection: local}}}
     nfs_server: {hosts: {n1: {ansible_connection: local}}}
-    nfs_clients: {children: {web: {}, sge_exec: {}}}
+    nfs_clients: {children: {web: {}, sge_exec: {}, sge_qmaster: {}}}
     sge_submit: {children: {web: {}}}
     sge_cluster: {children: {sge_qmaster: {}, sge_exec: {}, sge_submit: {}}}
 """
+NFS_CLIENTS = "nfs_clients: {children: {web: {}, sge_exec: {}, sge_qmaster: {}}}"
 
 
 def contract_keys() -> set[str]:
@@ -73,7 +74,7 @@ def test_inventory_overrides_the_contract(make_inventory):
     ("broken", "named"),
     [
         ("    sge_submit: {children: {web: {}}}\n", "sge_submit"),
-        ("    nfs_clients: {children: {web: {}, sge_exec: {}}}\n", "nfs_clients"),
+        ("    nfs_clients: {children: {web: {}, sge_exec: {}, sge_qmaster: {}}}\n", "nfs_clients"),
     ],
 )
 def test_preflight_names_the_missing_group(make_inventory, broken, named):
@@ -84,7 +85,23 @@ def test_preflight_names_the_missing_group(make_inventory, broken, named):
 
 
 def test_preflight_rejects_a_derived_group_without_its_members(make_inventory):
-    inv = make_inventory(LAYOUT.replace("nfs_clients: {children: {web: {}, sge_exec: {}}}", "nfs_clients: {children: {web: {}}}"))
+    inv = make_inventory(LAYOUT.replace(NFS_CLIENTS, "nfs_clients: {children: {web: {}}}"))
     run = ansible("ansible-playbook", "-i", str(inv), "playbooks/preflight.yml", check=False)
     assert run.returncode != 0
     assert "nfs_clients must contain web and sge_exec" in run.stdout + run.stderr
+
+
+QMASTER_OUTSIDE_NFS = LAYOUT.replace(NFS_CLIENTS, "nfs_clients: {children: {web: {}, sge_exec: {}}}")
+
+
+def test_preflight_wants_the_qmaster_on_the_shared_tree_for_accounting(make_inventory):
+    inv = make_inventory(QMASTER_OUTSIDE_NFS)
+    run = ansible("ansible-playbook", "-i", str(inv), "playbooks/preflight.yml", check=False)
+    assert run.returncode != 0
+    assert "nfs_clients must contain sge_qmaster" in run.stdout + run.stderr
+
+
+def test_preflight_lets_the_qmaster_keep_accounting_to_itself(make_inventory):
+    inv = make_inventory(QMASTER_OUTSIDE_NFS, 'cluster_sge_accounting_file: ""\n')
+    run = ansible("ansible-playbook", "-i", str(inv), "playbooks/preflight.yml", check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
