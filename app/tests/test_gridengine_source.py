@@ -123,3 +123,33 @@ def test_missing_shared_accounting_file_is_an_error_not_a_lost_job(monkeypatch, 
                                    accounting_file="/srv/wps/sge/accounting")
     with pytest.raises(RuntimeError, match="No such file"):
         source.job_info("8")
+
+
+REPORTING = """\
+1795789039:new_job:1795789039:18:-1:NONE:probe4:wps:wps::dept:sge:1024
+1795789039:job_log:1795789039:pending:18:-1:NONE::wps:web1:0:1024:1795789039:probe4:wps:wps::dept:sge:new job
+1795789045:job_log:1795789045:deleted:18:0:NONE:r:wps:web1:0:1024:1795789039:probe4:wps:wps::dept:sge:job deleted
+1795789046:job_log:1795789046:deleted:18:0:NONE:r:execution daemon:exec1:0:1024:1795789039:p:w:w::x:sge:job removed
+1795789046:job_log:1795789046:deleted:19:0:NONE:T:scheduler:qmaster:0:1024:1795789039:p:w:w::x:sge:deleted by scheduler
+"""
+
+
+def test_who_deleted_a_job_comes_from_the_reporting_job_log(tmp_path):
+    from pywps_gridengine.reconciler import deleted_by
+
+    reporting = tmp_path / "reporting"
+    reporting.write_text(REPORTING)
+    assert deleted_by(str(reporting), "18") == "wps@web1"
+    assert deleted_by(str(reporting), "19") is None  # only Grid Engine's own daemons: not a qdel
+    assert deleted_by(str(reporting), "1") is None
+    assert deleted_by(str(tmp_path / "missing"), "18") is None
+
+
+def test_finished_job_deleted_with_qdel_names_the_deleter(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "drmaa", fake_drmaa({}))
+    record = QACCT_DELETED.replace("deleted_by   wps@web1\n", "").replace("jobnumber    7", "jobnumber    18")
+    reporting = tmp_path / "reporting"
+    reporting.write_text(REPORTING)
+    source = GridEngineStateSource(qacct=qacct_script(tmp_path, {"18": record}), reporting_file=str(reporting))
+    info = source.job_info("18")
+    assert (info.state, info.deleted_by, info.exit_status) == (SgeState.FINISHED, "wps@web1", 137)

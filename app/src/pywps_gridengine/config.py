@@ -184,6 +184,10 @@ class Settings:
         ``common/accounting``, which only the qmaster has unless it is shared).
         With it, a job Grid Engine ended is failed with the precise reason
         (deleted, a limit, a signal, an exit status) and its usage.
+    ``reporting_file``
+        Grid Engine's reporting file as the reconciler's host sees it, written
+        with ``reporting_params ... joblog=true``: its job log says who
+        deleted a job (``qdel``), which accounting does not (default: none).
     ``db_retry_timeout``
         Seconds a launcher keeps trying to reach the database, at its start and
         to record its final state, before it gives up (default 600): a job
@@ -208,6 +212,7 @@ class Settings:
     interval: float = 5.0
     db_retry_timeout: float = 600.0
     accounting_file: str = ""
+    reporting_file: str = ""
     log_dir: str = ""
 
     def resources_for(self, identifier: str, declared: Mapping[str, object] | None = None) -> Resources:
@@ -254,7 +259,7 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
     known = set(RESOURCE_KEYS) | {
         "launcher", "launcher_config", "job_name_prefix", "pass_env", "job_env",
         "heartbeat_interval", "heartbeat_timeout", "gone_grace", "submit_timeout", "interval", "log_dir",
-        "db_retry_timeout", "accounting_file",
+        "db_retry_timeout", "accounting_file", "reporting_file",
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -290,10 +295,13 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
         interval=_float(raw, "interval", 5.0),
         db_retry_timeout=_float(raw, "db_retry_timeout", 600.0),
         accounting_file=raw.get("accounting_file", "").strip(),
+        reporting_file=raw.get("reporting_file", "").strip(),
         log_dir=raw.get("log_dir", "").strip(),
     )
-    if settings.accounting_file and not os.path.isabs(settings.accounting_file):
-        raise ConfigError(f"[{SECTION}] accounting_file = {settings.accounting_file!r} must be an absolute path")
+    for key in ("accounting_file", "reporting_file"):
+        value = getattr(settings, key)
+        if value and not os.path.isabs(value):
+            raise ConfigError(f"[{SECTION}] {key} = {value!r} must be an absolute path")
     if settings.log_dir and not os.path.isabs(settings.log_dir):
         raise ConfigError(f"[{SECTION}] log_dir = {settings.log_dir!r} must be an absolute path")
     if settings.heartbeat_timeout <= settings.heartbeat_interval:

@@ -36,6 +36,7 @@ lost exec host within ``heartbeat_timeout + interval``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import enum
 import logging
@@ -406,6 +407,40 @@ def info_from_qacct(fields: Mapping[str, str]) -> JobInfo:
     )
 
 
+# Who deleted a job: Grid Engine 8.1's accounting has no such field, its
+# reporting file (reporting_params joblog=true) has a job_log "deleted" event
+# naming the user and host of the qdel. Events by Grid Engine's own daemons
+# ("execution daemon", "scheduler", "master") follow any deletion; they are
+# not the deleter.
+_DAEMONS = {"execution daemon", "scheduler", "master", "qmaster"}
+REPORTING_TAIL = 16 * 2**20
+
+
+def deleted_by(reporting_file: str, sge_job_id: str, tail: int = REPORTING_TAIL) -> str | None:
+    """``user@host`` of the qdel of a job, from the last ``tail`` bytes of Grid Engine's reporting file.
+
+    A record: ``time:job_log:event_time:event:job_number:task_number:pe_taskid:state:user:host:...``
+    (reporting(5)). Only the file's end is read: a job is reconciled within
+    seconds of its end, while the file grows with every job of the cluster.
+    """
+    try:
+        with open(reporting_file, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - tail))
+            data = handle.read().decode("utf-8", "replace")
+    except OSError as e:
+        LOGGER.warning("cannot read Grid Engine's reporting file %s: %s", reporting_file, e)
+        return None
+    job = str(sge_job_id)
+    for line in data.splitlines():
+        fields = line.split(":")
+        if (len(fields) > 9 and fields[1] == "job_log" and fields[3] == "deleted" and fields[4] == job
+                and fields[8] not in _DAEMONS):
+            return f"{fields[8]}@{fields[9]}"
+    return None
+
+
 class GridEngineStateSource:
     """DRMAA ``jobStatus`` for jobs Grid Engine still holds, ``qacct -j`` for finished ones.
 
@@ -414,7 +449,7 @@ class GridEngineStateSource:
     the accounting file (``qacct``), which the qmaster writes with a delay.
     """
 
-    def __init__(self, qacct: str = "qacct", accounting_file: str = "") -> None:
+    def __init__(self, qacct: str = "qacct", accounting_file: str = "", reporting_file: str = "") -> None:
         import drmaa  # loads libdrmaa
 
         self._drmaa = drmaa
@@ -422,6 +457,7 @@ class GridEngineStateSource:
         self._session.initialize()
         self._qacct = qacct
         self._accounting_file = accounting_file
+        self._reporting_file = reporting_file
         self._warned_no_accounting = False
 
     def close(self) -> None:
@@ -446,9 +482,18 @@ class GridEngineStateSource:
             return JobInfo(SgeState.SUSPENDED)
         if status == states.FAILED:
             fields = self._accounting(sge_job_id)
-            return info_from_qacct(fields) if fields else JobInfo(SgeState.ERROR, reason="DRMAA reports it failed")
+            return self._finished(sge_job_id, fields) if fields else JobInfo(SgeState.ERROR,
+                                                                             reason="DRMAA reports it failed")
         fields = self._accounting(sge_job_id)
-        return info_from_qacct(fields) if fields else JobInfo(SgeState.UNKNOWN)
+        return self._finished(sge_job_id, fields) if fields else JobInfo(SgeState.UNKNOWN)
+
+    def _finished(self, sge_job_id: str, fields: Mapping[str, str]) -> JobInfo:
+        info = info_from_qacct(fields)
+        if info.deleted_by is None and self._reporting_file:
+            who = deleted_by(self._reporting_file, sge_job_id)
+            if who:
+                info = dataclasses.replace(info, deleted_by=who)
+        return info
 
     def _accounting(self, sge_job_id: str) -> dict[str, str]:
         """The job's accounting record; ``{}`` when there is none to read.
@@ -505,7 +550,8 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
               file=sys.stderr)
         return 2
     owned = source is None
-    source = source or GridEngineStateSource(accounting_file=settings.accounting_file)
+    source = source or GridEngineStateSource(accounting_file=settings.accounting_file,
+                                             reporting_file=settings.reporting_file)
     reconciler = Reconciler(JobStore.for_config(config), source, heartbeat_timeout=settings.heartbeat_timeout,
                             gone_grace=settings.gone_grace, submit_timeout=settings.submit_timeout,
                             write_failed=failed_document_writer(config),
