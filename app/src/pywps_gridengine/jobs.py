@@ -262,7 +262,8 @@ class LeaderLock:
         self.key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") >> 1
         self._conn: sa.Connection | None = None
 
-    def acquire(self) -> bool:
+    def acquire(self) -> bool | None:
+        """True: this caller leads; False: another one does; None: the database did not answer."""
         if self.engine.dialect.name != "postgresql":
             return True
         try:
@@ -280,7 +281,7 @@ class LeaderLock:
             return False
         except sa.exc.DBAPIError:
             self.release()
-            return False
+            return None
 
     def release(self) -> None:
         conn, self._conn = self._conn, None

@@ -568,12 +568,15 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
     try:
         while True:
             started = time.monotonic()
-            if leader.acquire():
+            leads = leader.acquire()
+            if leads:
                 result = reconciler.run_once()
             else:
-                # Another web host's reconciler leads; this one takes over when it goes.
+                # Another web host's reconciler leads (it takes over when that one goes),
+                # or the database did not answer: either way a new grace period follows.
                 reconciler.db_reachable_since = None
-                result = PassResult(skipped="another reconciler is the leader")
+                result = PassResult(skipped="another reconciler is the leader" if leads is False
+                                    else "database unreachable")
             if result.skipped:
                 LOGGER.info("reconciler pass skipped: %s", result.skipped)
             else:

@@ -1,0 +1,463 @@
+"""The fault matrix: each fault injected into the running cluster, and what clients then see.
+
+Every test leaves the cluster as it found it (hosts and services started
+again, the host that was lost back in Grid Engine), so the order of the tests
+does not matter. Each asserts the final WPS state, the reason shown to the
+client, the job row, and the time it took; the times go into
+``.cache/faults.tsv`` under the project directory (fault, bound, measured
+seconds, final state, reason), the table the README and the closing notes quote.
+
+What the test bed cannot show: the containers share one kernel clock (clock
+skew is proven by the app's unit tests with injected clocks), and the shared
+tree is a docker volume, not an NFS mount, so restarting the NFS server here
+shows that jobs do not depend on the server process while it restarts, not
+how a kernel NFS client rides it out (see README, "What the test bed proves").
+"""
+
+import csv
+import datetime
+import os
+import pathlib
+import shlex
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+import requests
+from pwgtest import NS, accounting, as_user, hosts, poll, remote, sge_job_id
+
+# Kept equal to demo_published_port in ../host_vars/web1.yml.
+BASE = "http://localhost:15000"
+WPS = f"{BASE}/wps"
+WEB = hosts("web")[0]
+QMASTER = hosts("sge_qmaster")[0]
+DB = hosts("db")[0]
+NFS = hosts("nfs_server")[0]
+EXEC_HOSTS = hosts("sge_exec")
+REPORT = pathlib.Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".cache" / "faults.tsv"
+# [gridengine] heartbeat_timeout and interval of the demo (roles/pywps defaults).
+HEARTBEAT_TIMEOUT = 30
+INTERVAL = 5
+
+testinfra_hosts = [QMASTER]
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def report(fault: str, bound: str, seconds: float, state: str, reason: str) -> None:
+    REPORT.parent.mkdir(exist_ok=True)
+    new = not REPORT.exists()
+    with REPORT.open("a", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t")
+        if new:
+            writer.writerow(["fault", "bound", "measured s", "final state", "reason shown to the client"])
+        writer.writerow([fault, bound, f"{seconds:.1f}", state, reason])
+
+
+def submit(identifier: str, datainputs: str) -> str:
+    reply = requests.get(WPS, params={"service": "WPS", "version": "1.0.0", "request": "Execute",
+                                      "identifier": identifier, "datainputs": datainputs,
+                                      "storeExecuteResponse": "true", "status": "true"}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    location = ET.fromstring(reply.content).get("statusLocation")
+    assert location, reply.text
+    return location
+
+
+def fetch(location: str):
+    def read() -> bytes:
+        reply = requests.get(location, timeout=10)
+        assert reply.status_code == 200, (location, reply.status_code)
+        return reply.content
+    return read
+
+
+def uuid_of(location: str) -> str:
+    return location.rsplit("/", 1)[1][: -len(".xml")]
+
+
+def final(location: str, timeout: float = 240) -> tuple[str, str]:
+    """(ProcessSucceeded|ProcessFailed, the status text) once the job is final."""
+    execution, seen = poll(fetch(location), timeout=timeout, interval=0.5)
+    doc = ET.fromstring(execution.response)
+    status = doc.find("wps:Status", NS)
+    element = status[0]
+    name = element.tag.split("}")[1]
+    return name, " ".join(element.itertext()).strip()
+
+
+def document_state(location: str) -> tuple[str, str]:
+    """(status element name, status text) of a status document now."""
+    doc = ET.fromstring(fetch(location)())
+    element = doc.find("wps:Status", NS)[0]
+    return element.tag.split("}")[1], " ".join(element.itertext()).strip()
+
+
+def watch(locations: list[str], timeout: float = 240) -> dict[str, tuple[str, str, float]]:
+    """Poll every status document together until all are final: {location: (state, text, seen at)}.
+
+    Each job's moment is when it was first seen final, whatever the others do.
+    """
+    seen: dict[str, tuple[str, str, float]] = {}
+    deadline = time.monotonic() + timeout
+    while len(seen) < len(locations):
+        assert time.monotonic() < deadline, f"not final within {timeout} s: {set(locations) - set(seen)}"
+        for location in locations:
+            if location not in seen:
+                state, text = document_state(location)
+                if state in ("ProcessSucceeded", "ProcessFailed"):
+                    seen[location] = (state, text, time.time())
+        time.sleep(0.5)
+    return seen
+
+
+def started(location: str, timeout: float = 120) -> str:
+    """Wait until the job runs on an exec host; its Grid Engine job id."""
+    execution, _ = poll(fetch(location), until=lambda e: e.status == "ProcessStarted" and sge_job_id(e.response),
+                        timeout=timeout, interval=0.5)
+    return sge_job_id(execution.response)
+
+
+def job_row(uuid: str) -> dict[str, str]:
+    """The job's row in the job table, read on the database host."""
+    query = ("SELECT state, coalesce(message, ''), coalesce(exec_host, ''), coalesce(exit_status::text, ''), "
+             "coalesce(wallclock::text, ''), coalesce(sge_job_id, ''), coalesce(workdir, '') "
+             "FROM pywps_gridengine_jobs "
+             f"WHERE uuid = '{uuid}'")
+    out = remote(DB).check_output(f"runuser -u postgres -- psql -d wps -AtF '\t' -c {shlex.quote(query)}")
+    state, message, host, exit_status, wallclock, sge, workdir = out.rstrip("\n").split("\t")
+    return {"state": state, "message": message, "exec_host": host, "exit_status": exit_status,
+            "wallclock": wallclock, "sge_job_id": sge, "workdir": workdir}
+
+
+def ended_at(job_id: str) -> float:
+    """When Grid Engine ended a job (accounting end_time), as a Unix time; the hosts run in UTC."""
+    end = accounting(remote(QMASTER), job_id)["end_time"]
+    for layout in ("%m/%d/%Y %H:%M:%S.%f", "%a %b %d %H:%M:%S %Y"):
+        try:
+            moment = datetime.datetime.strptime(end, layout)
+        except ValueError:
+            continue
+        return moment.replace(tzinfo=datetime.UTC).timestamp()
+    raise AssertionError(f"unreadable end_time {end!r}")
+
+
+def docker(*args: str) -> str:
+    return subprocess.run(["docker", *args], check=True, capture_output=True, text=True, timeout=120).stdout
+
+
+def exec_host_is_up(name: str) -> bool:
+    """The qmaster sees NAME's execd (a load value, not '-')."""
+    out = as_user(remote(QMASTER), f"qhost -h {name}").stdout.splitlines()
+    row = [line for line in out if line.split() and line.split()[0].split(".")[0] == name]
+    return bool(row) and row[0].split()[3] != "-"
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 1.0) -> float:
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, f"{what} not within {timeout} s"
+        time.sleep(interval)
+    return time.monotonic() - start
+
+
+# -- jobs Grid Engine ends ------------------------------------------------------------------------
+#
+# Four faults at once (one per slot of the two exec hosts), each then checked by its own test.
+
+
+class Ended:
+    """A job that met its fault: where to read it, when the fault struck, when it was seen failed."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self.struck = 0.0
+        self.state = ""
+        self.text = ""
+        self.seen_at = 0.0
+        self.sge = ""
+
+
+    def after_grid_engine_knew(self) -> float:
+        """Seconds from Grid Engine's end of the job (its accounting end_time) to ProcessFailed seen."""
+        return self.seen_at - ended_at(self.sge)
+
+
+@pytest.fixture(scope="module")
+def ended() -> dict[str, Ended]:
+    jobs = {
+        "qdel": Ended(submit("sleep", "delay=20")),
+        "h_rt": Ended(submit("allocate", "megabytes=8;seconds=600")),
+        "sigkill": Ended(submit("sleep", "delay=20")),
+    }
+    ids = {name: started(job.location) for name, job in jobs.items()}
+    jobs["h_vmem"] = Ended(submit("allocate", "megabytes=2048"))
+    jobs["h_vmem"].struck = time.time()
+    as_user(remote(WEB), f"qdel {ids['qdel']}")
+    jobs["qdel"].struck = time.time()
+    row = job_row(uuid_of(jobs["sigkill"].location))
+    remote(row["exec_host"]).check_output(kill_launcher_of(row))
+    jobs["sigkill"].struck = time.time()
+    outcomes = watch([job.location for job in jobs.values()])
+    for name, job in jobs.items():
+        job.state, job.text, job.seen_at = outcomes[job.location]
+        job.sge = ids.get(name, "")
+    return jobs
+
+
+def kill_launcher_of(row: dict[str, str]) -> str:
+    """The command that SIGKILLs the launcher of the job in ROW (its command line names its work directory)."""
+    # "[r]": the pattern does not match the shell that runs pkill (its own command line names it).
+    return f"pkill -KILL -f -- {shlex.quote('pywps-gridengine-launche[r] .*' + row['workdir'])}"
+
+
+def test_qdel_of_a_running_job_says_who_deleted_it(ended):
+    job = ended["qdel"]
+    assert job.state == "ProcessFailed", job.text
+    for words in (f"Grid Engine job {job.sge}", "deleted (qdel) by wps@"):
+        assert words in job.text
+    assert job_row(uuid_of(job.location))["state"] == "failed"
+    took = job.after_grid_engine_knew()
+    assert took <= 30, took
+    report("qdel of a running job", "30 s after Grid Engine knows", took, job.state, job.text)
+
+
+def test_job_over_its_run_time_limit(ended):
+    job = ended["h_rt"]
+    assert job.state == "ProcessFailed", job.text
+    assert "exceeded its wall-clock limit h_rt of 30 s" in job.text
+    row = job_row(uuid_of(job.location))
+    assert row["state"] == "failed" and row["exit_status"] == "137" and float(row["wallclock"]) >= 29, row
+    took = job.after_grid_engine_knew()
+    assert took <= 30, took
+    report("job over h_rt (30 s)", "30 s after Grid Engine ended it", took, job.state, job.text)
+
+
+def test_job_over_its_memory_limit(ended):
+    job = ended["h_vmem"]
+    assert job.state == "ProcessFailed", job.text
+    assert "ran out of memory: it reached its memory limit h_vmem=512M" in job.text
+    row = job_row(uuid_of(job.location))
+    assert row["state"] == "failed" and row["exec_host"] in EXEC_HOSTS, row
+    report("job over h_vmem (512M), from submission", "reported by the job itself", job.seen_at - job.struck,
+           job.state, job.text)
+
+
+def test_launcher_killed_with_sigkill(ended):
+    job = ended["sigkill"]
+    assert job.state == "ProcessFailed", job.text
+    assert f"Grid Engine job {job.sge}" in job.text and "killed by signal 9 (SIGKILL)" in job.text
+    assert job_row(uuid_of(job.location))["state"] == "failed"
+    took = job.after_grid_engine_knew()
+    assert took <= 30, took
+    report("launcher killed (SIGKILL)", "30 s after Grid Engine knows", took, job.state, job.text)
+
+
+# -- a host lost ----------------------------------------------------------------------------------
+
+
+def test_exec_host_killed_mid_job_then_back(host):
+    """docker kill is a power loss. The jobs on that host fail with the host named, the
+    others succeed; started again, the host rejoins and takes jobs with no operator action."""
+    locations = [submit("sleep", "delay=12") for _ in range(4)]  # 2 slots on each of the 2 exec hosts
+    for location in locations:
+        started(location)
+    rows = {location: job_row(uuid_of(location)) for location in locations}
+    victim = rows[locations[0]]["exec_host"]
+    docker("kill", victim)
+    lost = time.time()
+    try:
+        outcomes = watch(locations, timeout=180)
+        took = 0.0
+        for location, (state, text, seen_at) in outcomes.items():
+            if rows[location]["exec_host"] == victim:
+                assert state == "ProcessFailed" and "Lost contact" in text and victim in text, text
+                reason = text
+                took = max(took, seen_at - lost)
+            else:
+                assert state == "ProcessSucceeded", text
+        # The last heartbeat was at most one heartbeat interval before the kill.
+        assert took <= HEARTBEAT_TIMEOUT + INTERVAL + 5, took
+        report(f"exec host {victim} killed mid-job", "heartbeat timeout + interval (45 s)", took,
+               "ProcessFailed (its jobs); the others ProcessSucceeded", reason)
+    finally:
+        docker("start", victim)
+    back = wait_for(lambda: exec_host_is_up(victim), 180, f"{victim} rejoining Grid Engine")
+    # It takes jobs again: fill every slot, one of them lands on the host that came back.
+    again = [submit("sleep", "delay=3") for _ in range(4)]
+    hosts_used = set()
+    for location, (state, text, _) in watch(again, timeout=180).items():
+        assert state == "ProcessSucceeded", text
+        hosts_used.add(job_row(uuid_of(location))["exec_host"])
+    assert victim in hosts_used, hosts_used
+    report(f"exec host {victim} started again", "rejoins with no operator action", back, "ProcessSucceeded",
+           "(new jobs run on it)")
+
+
+# -- services restarted ---------------------------------------------------------------------------
+
+
+def qmaster_pid(host) -> str:
+    return host.check_output("pgrep -x sge_qmaster || true").strip()
+
+
+def test_qmaster_restart_with_queued_and_running_jobs(host):
+    locations = [submit("sleep", "delay=2") for _ in range(8)]  # 4 run, 4 wait
+    started(locations[0])
+    before = qmaster_pid(host)
+    # Debian's SysV script looks for the qmaster's pid file where the qmaster does
+    # not write it, so `systemctl restart` alone leaves the old qmaster running:
+    # stop it the Grid Engine way, then start it again.
+    result = as_user(host, "qconf -km", user="root")
+    assert result.rc == 0, result.stderr
+    wait_for(lambda: not qmaster_pid(host), 60, "the qmaster stopping")
+    host.check_output("systemctl restart gridengine-master")
+    restarted = time.monotonic()
+    wait_for(lambda: qmaster_pid(host) not in ("", before), 60, "a new qmaster")
+    for location in locations:
+        state, text = final(location, timeout=240)
+        assert state == "ProcessSucceeded", text
+    report("qmaster restarted, 8 jobs queued or running", "all succeed", time.monotonic() - restarted,
+           "ProcessSucceeded (8/8)", "")
+
+
+def test_postgresql_stopped_longer_than_the_heartbeat_timeout(host):
+    """90 s without a database while three jobs run: every one of them still succeeds."""
+    locations = [submit("sleep", "delay=6") for _ in range(3)]
+    for location in locations:
+        started(location)
+    database = remote(DB)
+    database.check_output("systemctl stop postgresql")
+    try:
+        time.sleep(90)
+    finally:
+        database.check_output("systemctl start postgresql")
+    back = time.monotonic()
+    for location in locations:
+        state, text = final(location, timeout=240)
+        assert state == "ProcessSucceeded", text
+        assert job_row(uuid_of(location))["state"] == "succeeded"
+    report("PostgreSQL stopped 90 s, 3 jobs running", "all succeed, none failed by the reconciler",
+           time.monotonic() - back, "ProcessSucceeded (3/3)", "")
+
+
+def test_nfs_server_restarted_while_jobs_write(host):
+    locations = [submit("textfile", "lines=50000") for _ in range(2)]
+    remote(NFS).check_output("systemctl restart nfs-ganesha")
+    restarted = time.monotonic()
+    for location in locations:
+        state, text = final(location, timeout=180)
+        assert state == "ProcessSucceeded", text
+    report("NFS server restarted while jobs write (docker volume stands in for the mount)", "all succeed",
+           time.monotonic() - restarted, "ProcessSucceeded (2/2)", "")
+
+
+def test_gunicorn_restarted_during_a_stream_of_submissions(host):
+    """Every submission that got an Accepted answer succeeds; the others were refused, not lost."""
+    accepted: list[str] = []
+    refused: list[int] = []
+
+    def stream() -> None:
+        for _ in range(16):
+            try:
+                reply = requests.get(WPS, params={"service": "WPS", "version": "1.0.0", "request": "Execute",
+                                                  "identifier": "sleep", "datainputs": "delay=0",
+                                                  "storeExecuteResponse": "true", "status": "true"}, timeout=60)
+            except requests.RequestException:
+                refused.append(0)
+                continue
+            location = ET.fromstring(reply.content).get("statusLocation") if reply.status_code == 200 else None
+            if location:
+                accepted.append(location)
+            else:
+                refused.append(reply.status_code)
+            time.sleep(0.25)
+
+    client = threading.Thread(target=stream)
+    client.start()
+    time.sleep(1)
+    remote(WEB).check_output("systemctl restart pywps")
+    client.join(timeout=180)
+    assert accepted, refused
+    for location in accepted:
+        state, text = final(location, timeout=180)
+        assert state == "ProcessSucceeded", text
+    report("gunicorn restarted during 16 submissions", "every accepted job succeeds", 0.0,
+           f"ProcessSucceeded ({len(accepted)}/{len(accepted)} accepted; {len(refused)} refused)", "")
+
+
+@pytest.fixture(autouse=True)
+def _every_exec_host_up():
+    """Each fault starts from a whole cluster."""
+    for name in EXEC_HOSTS:
+        wait_for(lambda name=name: exec_host_is_up(name), 180, f"{name} up in Grid Engine")
+
+
+# -- races and leaders, against the real PostgreSQL ------------------------------------------------
+
+RACE = r'''
+import sys, threading, uuid as uuidlib
+from pywps_gridengine.config import load
+from pywps_gridengine.jobs import JobStore
+
+store = JobStore.for_config(load("/etc/pywps/pywps.cfg"))
+token = uuidlib.uuid4().hex[:8]
+won = {"failed": 0, "succeeded": 0}
+bad = []
+for i in range(60):
+    uuid = f"race-{token}-{i}"
+    store.create(uuid, "sleep")
+    store.record(uuid, "started", "running", 10)
+    barrier = threading.Barrier(2)
+    results, documents = {}, []
+
+    def move(state, message):
+        barrier.wait()
+        results[state] = store.record(uuid, state, message, 100,
+                                      then=lambda: documents.append(state))
+
+    threads = [threading.Thread(target=move, args=("failed", "lost with its host")),
+               threading.Thread(target=move, args=("succeeded", "done"))]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    winners = [state for state, ok in results.items() if ok]
+    row = store.get(uuid)
+    if len(winners) != 1 or row.state != winners[0] or documents != winners:
+        bad.append((uuid, results, row.state, documents))
+    else:
+        won[winners[0]] += 1
+print(token, won["failed"], won["succeeded"], len(bad), bad[:3])
+'''
+
+
+def test_a_status_write_racing_the_reconciler_has_one_winner(host):
+    """The launcher's success and the reconciler's failure of one job, at the same instant,
+    60 times on the real PostgreSQL: exactly one wins each time, and the row and the
+    document agree with it."""
+    web = remote(WEB)
+    out = web.check_output(f"runuser -u wps -- /opt/pywps/venv/bin/python -c {shlex.quote(RACE)}")
+    token, failed, succeeded, bad, sample = out.split(" ", 4)
+    try:
+        assert bad == "0", sample
+        assert int(failed) + int(succeeded) == 60
+    finally:
+        remote(DB).check_output("runuser -u postgres -- psql -d wps -c "
+                                f"\"DELETE FROM pywps_gridengine_jobs WHERE uuid LIKE 'race-{token}-%'\"")
+        # The reconciler's repair pass may have written their failed documents meanwhile.
+        web.check_output(f"rm -f /srv/wps/outputs/race-{token}-*.xml")
+    report("launcher's final write racing the reconciler (60 races)", "one winner each time", 0.0,
+           f"failed {failed}, succeeded {succeeded}, disagreements 0", "")
+
+
+def test_only_one_reconciler_leads(host):
+    """The reconciler service holds the leader lock; a second one started by hand waits."""
+    web = remote(WEB)
+    assert web.service("pywps-reconciler").is_running
+    # With the DRMAA environment the service's unit reads.
+    second = web.run("runuser -u wps -- sh -c 'set -a; . /etc/default/gridengine-drmaa; exec timeout 20 "
+                     "/opt/pywps/venv/bin/pywps-gridengine-reconciler --config /etc/pywps/pywps.cfg "
+                     "--loop --interval 2'")
+    assert "another reconciler is the leader" in second.stderr + second.stdout, second.stderr
