@@ -85,21 +85,21 @@ def uuid_of(location: str) -> str:
     return location.rsplit("/", 1)[1][: -len(".xml")]
 
 
+def status_of(document: bytes) -> tuple[str, str]:
+    """(status element name, status text) of a status document."""
+    element = ET.fromstring(document).find("wps:Status", NS)[0]
+    return element.tag.split("}")[1], " ".join(element.itertext()).strip()
+
+
 def final(location: str, timeout: float = 240) -> tuple[str, str]:
     """(ProcessSucceeded|ProcessFailed, the status text) once the job is final."""
-    execution, seen = poll(fetch(location), timeout=timeout, interval=0.5)
-    doc = ET.fromstring(execution.response)
-    status = doc.find("wps:Status", NS)
-    element = status[0]
-    name = element.tag.split("}")[1]
-    return name, " ".join(element.itertext()).strip()
+    execution, _ = poll(fetch(location), timeout=timeout, interval=0.5)
+    return status_of(execution.response)
 
 
 def document_state(location: str) -> tuple[str, str]:
-    """(status element name, status text) of a status document now."""
-    doc = ET.fromstring(fetch(location)())
-    element = doc.find("wps:Status", NS)[0]
-    return element.tag.split("}")[1], " ".join(element.itertext()).strip()
+    """(status element name, status text) of a job's status document now."""
+    return status_of(fetch(location)())
 
 
 def watch(locations: list[str], timeout: float = 240) -> dict[str, tuple[str, str, float]]:
@@ -182,7 +182,7 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 1.0) -> flo
 
 
 class Ended:
-    """A job that met its fault: where to read it, when the fault struck, when it was seen failed."""
+    """A job that met its fault: where to read it, when it was submitted (h_vmem) and when seen failed."""
 
     def __init__(self, location: str) -> None:
         self.location = location
@@ -209,10 +209,8 @@ def ended() -> dict[str, Ended]:
     jobs["h_vmem"] = Ended(submit("allocate", "megabytes=2048"))
     jobs["h_vmem"].struck = time.time()
     as_user(remote(WEB), f"qdel {ids['qdel']}")
-    jobs["qdel"].struck = time.time()
     row = job_row(uuid_of(jobs["sigkill"].location))
     remote(row["exec_host"]).check_output(kill_launcher_of(row))
-    jobs["sigkill"].struck = time.time()
     outcomes = watch([job.location for job in jobs.values()])
     for name, job in jobs.items():
         job.state, job.text, job.seen_at = outcomes[job.location]
