@@ -14,6 +14,11 @@ needs, so the app overrides or calls these private members:
 * ``ExecuteResponse._update_status``, ``_update_status_doc``,
   ``_update_status_file`` (:class:`GridEngineExecuteResponse`): the job row
   decides every state change, status documents are replaced atomically;
+* ``UrlHandler.file``/``size`` (their getters; the handler's ``_file``,
+  ``_ref`` and ``IOHandler._build_file_name``), ``ComplexInput.url_handler``
+  and ``process`` (``_validate_file_input``) (:func:`install_reference_fetching`): inputs by
+  reference are fetched under the app's policy (:mod:`.fetch`), and
+  :func:`check_references` checks them at Execute;
 * ``configparser.RawConfigParser._sections`` (:func:`section_items`): a
   section's own keys, without the environment PyWPS uses as DEFAULT section.
 
@@ -25,21 +30,33 @@ test, not production.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import resource
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from pywps import Process, WPSRequest, dblog
 from pywps.app.exceptions import ProcessError
-from pywps.exceptions import NoApplicableCode, OperationNotSupported, StorageNotSupported
+from pywps.exceptions import (
+    FileSizeExceeded,
+    FileURLNotSupported,
+    InvalidParameterValue,
+    NoApplicableCode,
+    OperationNotSupported,
+    StorageNotSupported,
+)
+from pywps.inout import basic as pywps_basic
 from pywps.inout.storage.file import FileStorage
 from pywps.response.execute import ExecuteResponse
 from pywps.response.status import WPS_STATUS
 from sqlalchemy.exc import DBAPIError
 
+from .fetch import FetchRefused, active_policy
 from .jobs import STATE_OF_STATUS, JobState, JobStore, RequestStatus, Usage
 from .status import atomic_write
 
@@ -59,6 +76,18 @@ PINNED_SIGNATURES: Mapping[str, str] = {
     "pywps.app.Process:Process.from_json": "(value)",
     "pywps.app.Process:Process.clean": "(self)",
     "pywps.app.WPSRequest:WPSRequest.restore_json": "(self, value)",
+    # inputs by reference (install_reference_fetching, check_references): replaced getters and methods keep
+    # PyWPS's as __wrapped__, so these are PyWPS's own signatures
+    "pywps.inout.basic:UrlHandler.__init__": "(self, value, ref)",
+    "pywps.inout.basic:UrlHandler.file.fget": "(self)",
+    "pywps.inout.basic:UrlHandler.size.fget": "(self)",
+    "pywps.inout.basic:UrlHandler.max_size": "()",
+    "pywps.inout.basic:UrlHandler._openurl": "(href, data=None)",
+    "pywps.inout.basic:IOHandler._build_file_name": "(self, href='')",
+    "pywps.inout.basic:IOHandler.url.fset": "(self, value)",
+    "pywps.inout.basic:ComplexInput.url_handler": "(self, inpt)",
+    "pywps.inout.basic:ComplexInput._validate_file_input": "(href)",
+    "pywps.inout.basic:ComplexInput.process": "(self, inpt)",
     "pywps.response.execute:ExecuteResponse.__init__": "(self, wps_request, uuid, **kwargs)",
     "pywps.response.execute:ExecuteResponse._update_status":
         "(self, status, message, status_percentage, clean=True)",
@@ -239,6 +268,9 @@ class SchedulerProcessMixin(Process):
     """
 
     app_config: Any = None
+    #: Identifiers of the complex inputs the service may fetch with POST when the client asks for it
+    #: (``method="POST"`` in the Reference); every other reference is fetched with GET only (:mod:`.fetch`).
+    post_reference_inputs: frozenset[str] = frozenset()
 
     @property
     def _scheduler(self) -> bool:
@@ -260,6 +292,7 @@ class SchedulerProcessMixin(Process):
                 self.async_ = True
             else:
                 wps_response.store_status_file = False
+        check_references(self, wps_request, fetch_now=not self.async_)  # inputs by reference (fetch.py)
         return self._execute_process(self.async_, wps_request, wps_response)
 
     def _execute_process(self, async_: bool, wps_request: Any, wps_response: Any) -> Any:
@@ -328,6 +361,8 @@ def run_process(process: Any, wps_request: Any, wps_response: Any) -> Any:
             return handler(request, response)
         except MemoryError:
             raise ProcessError(memory_limit_reason()) from None
+        except (ReferenceRefused, ReferenceTooLarge) as e:  # a reference refused when the job fetched it
+            raise ProcessError(e.description, allowed_chars=_REASON_CHARS) from None
 
     process.handler = guarded
     return process._run_process(wps_request, wps_response)
@@ -359,3 +394,185 @@ def write_failed_document(config: Any, identifier: str, uuid: str, workdir: str 
     response.status_percentage = 100
     response._update_status_doc()
     response._update_status_file()
+
+
+# -- inputs by reference: the fetch policy (:mod:`.fetch`) where PyWPS fetches ---------------------
+#
+# PyWPS 4.8 fetches a reference in the getter of ``UrlHandler.file`` (through
+# ``UrlHandler._openurl``: requests.get/post, no timeout, redirects followed)
+# when a handler or a validator first reads the input, and a POST body
+# reference in ``ComplexInput.url_handler`` while it parses the request. It has
+# no hook for either, so :func:`install_reference_fetching` replaces them in
+# PyWPS's classes, once, when this module is imported: on the web host (the
+# service) and on the exec hosts (the launcher restores the job through
+# :func:`restore_job`), and in PyWPS's own forked jobs in local mode. The
+# replacements keep PyWPS's functions as ``__wrapped__``, so
+# :data:`PINNED_SIGNATURES` still checks PyWPS's signatures.
+#
+# Execute checks every reference before the job is accepted
+# (:func:`check_references`, called by :meth:`SchedulerProcessMixin.execute`):
+# a synchronous request fetches its references there, so every refusal is an
+# ExceptionReport; an asynchronous one has its addresses checked there (its
+# job fetches on the exec host, where the policy holds again: a refusal then
+# fails the job with the reason, see :func:`run_process`).
+
+#: Characters a refusal's reason may keep in a ProcessFailed message (PyWPS strips the others).
+_REASON_CHARS = ".:!?=,;-_/()'[]%@+"
+
+
+class ReferenceRefused(InvalidParameterValue):
+    """A reference the policy does not fetch: 400 InvalidParameterValue, locator = the input."""
+
+    @property
+    def name(self) -> str:  # PyWPS renders the class name as exceptionCode
+        return "InvalidParameterValue"
+
+
+class ReferenceTooLarge(FileSizeExceeded):
+    """A reference larger than ``maxsingleinputsize``: 400 FileSizeExceeded (WPS 1.0), locator = the input."""
+
+    @property
+    def name(self) -> str:
+        return "FileSizeExceeded"
+
+
+def reference_refusal(identifier: str, refused: FetchRefused) -> ReferenceRefused | ReferenceTooLarge:
+    """The OGC exception telling a client why its input ``identifier`` is not fetched."""
+    text = f"The input {identifier} is given by reference and is not fetched: {refused.reason}."
+    cls = ReferenceTooLarge if refused.too_large else ReferenceRefused
+    return cls(text, identifier)
+
+
+_PYWPS_URL_FILE = pywps_basic.UrlHandler.file.fget
+_PYWPS_URL_SIZE = pywps_basic.UrlHandler.size.fget
+_PYWPS_URL_HANDLER = pywps_basic.ComplexInput.url_handler
+_PYWPS_PROCESS = pywps_basic.ComplexInput.process
+
+
+def _fetched_file(handler: Any) -> str:
+    """``UrlHandler.file``: the reference fetched under the policy into the input's work directory.
+
+    Unlike PyWPS's, it remembers the file only once the fetch succeeded (PyWPS
+    kept the name of a half-written file for the next read) and removes a
+    partial file.
+    """
+    if handler._file is not None:
+        return handler._file
+    inpt = handler._ref()
+    identifier = str(getattr(inpt, "identifier", "") or "")
+    path = inpt._build_file_name(href=handler.url)
+    data = handler.post_data
+    try:
+        with open(path, "wb") as out:
+            active_policy().fetch(handler.url, out, int(handler.max_size()), "POST" if data is not None else "GET",
+                                  data)
+    except FetchRefused as e:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise reference_refusal(identifier, e) from None
+    handler._file = path
+    return path
+
+
+def _fetched_size(handler: Any) -> int:
+    """``UrlHandler.size``: PyWPS asked the server again (a second, unchecked GET); here the fetched file's size."""
+    return os.stat(_fetched_file(handler)).st_size
+
+
+def _url_handler(self: Any, inpt: Mapping[str, Any]) -> Any:
+    """``ComplexInput.url_handler`` without PyWPS's unchecked fetch of a POST body reference at parse time.
+
+    The request's method, body and body reference stay in ``self.inpt`` (PyWPS
+    keeps the parsed input there); :func:`check_references` decides on them.
+    """
+    return inpt.get("href")
+
+
+def _process(self: Any, inpt: Mapping[str, Any]) -> Any:
+    """``ComplexInput.process``, with a refused file:// reference left to :func:`check_references`.
+
+    PyWPS answers a file:// reference outside ``[server] allowedinputpaths``
+    while it parses the request, with its own code FileURLNotSupported and no
+    locator. Here such a reference is kept as a URL, so Execute refuses it as
+    it refuses every other reference (InvalidParameterValue naming the input)
+    and removes the request's work directory. Paths the operator allows there
+    are still linked by PyWPS.
+    """
+    href = inpt.get("href")
+    if href and urlsplit(str(href)).scheme.lower() == "file":
+        try:
+            self._validate_file_input(href=href)
+        except FileURLNotSupported:
+            self.inpt = inpt
+            self.url = href
+            return None
+    return _PYWPS_PROCESS(self, inpt)
+
+
+def _wrapping(original: Callable[..., Any], replacement: Callable[..., Any]) -> Callable[..., Any]:
+    replacement.__wrapped__ = original  # type: ignore[attr-defined]
+    return replacement
+
+
+def install_reference_fetching() -> None:
+    """Put the policy in PyWPS's fetching of inputs by reference (idempotent)."""
+    url_handler = pywps_basic.UrlHandler
+    if getattr(url_handler.file.fget, "__wrapped__", None) is _PYWPS_URL_FILE:
+        return
+    url_handler.file = property(_wrapping(_PYWPS_URL_FILE, _fetched_file))  # type: ignore[method-assign,assignment]
+    url_handler.size = property(_wrapping(_PYWPS_URL_SIZE, _fetched_size))  # type: ignore[method-assign,assignment]
+    complex_input = pywps_basic.ComplexInput
+    complex_input.url_handler = _wrapping(_PYWPS_URL_HANDLER, _url_handler)  # type: ignore[method-assign]
+    complex_input.process = _wrapping(_PYWPS_PROCESS, _process)  # type: ignore[method-assign]
+
+
+def check_references(process: Any, wps_request: Any, fetch_now: bool) -> None:
+    """Refuse, before the job is accepted, every input reference the policy would not fetch.
+
+    Checks scheme and addresses of each reference and its method (GET, or
+    POST where the process lists the input in ``post_reference_inputs``);
+    with ``fetch_now`` (synchronous requests) it also fetches them, so the
+    redirects, the size and the timeouts are judged before the answer is
+    started. A POST body given by reference is fetched here, under the policy.
+    On refusal the request's work directory is removed and the OGC exception
+    raised.
+    """
+    try:
+        for identifier, values in (getattr(wps_request, "inputs", None) or {}).items():
+            for inpt in values:
+                if not isinstance(inpt, pywps_basic.ComplexInput) or inpt.prop != "url":
+                    continue
+                _check_reference(process, str(identifier), inpt, fetch_now)
+    except (ReferenceRefused, ReferenceTooLarge):
+        process.clean()
+        raise
+
+
+def _check_reference(process: Any, identifier: str, inpt: Any, fetch_now: bool) -> None:
+    policy = active_policy()
+    raw = inpt.inpt if isinstance(inpt.inpt, Mapping) else {}
+    method = str(raw.get("method") or getattr(inpt, "method", "") or "GET").upper()
+    try:
+        if method == "POST":
+            if identifier not in getattr(process, "post_reference_inputs", frozenset()):
+                raise FetchRefused("the service fetches it with GET only (this process does not allow POST for it)")
+            if "body" in raw:
+                inpt.post_data = raw["body"]
+            elif "bodyreference" in raw:
+                policy.check(str(raw["bodyreference"]))
+                with open(inpt._build_file_name(href=str(raw["bodyreference"])), "w+b") as body:
+                    policy.fetch(str(raw["bodyreference"]), body, int(pywps_basic.UrlHandler.max_size()))
+                    body.seek(0)
+                    inpt.post_data = body.read()
+            else:
+                raise FetchRefused("a POST reference needs a Body or a BodyReference")
+        elif method != "GET":
+            raise FetchRefused(f"the method {method[:20]!r} is not used for references; only GET")
+        policy.check(str(inpt.url))
+    except FetchRefused as e:
+        raise reference_refusal(identifier, e) from None
+    if fetch_now:
+        inpt.file  # noqa: B018 - the fetch, under the policy (_fetched_file)
+
+
+install_reference_fetching()

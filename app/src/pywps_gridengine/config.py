@@ -29,12 +29,15 @@ imported at the top of this module.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+from .fetch import FetchPolicy, configure  # [fetch]: inputs by reference
 
 SECTION = "gridengine"
 RESOURCE_KEYS = ("queue", "h_rt", "h_vmem", "slots", "parallel_environment", "extra")
@@ -323,6 +326,94 @@ def _get(cfg: Any, section: str, key: str) -> str:
     return str(cfg.get(section, key, raw=(section, key) in RAW_OPTIONS) or "").strip()
 
 
+# -- [fetch]: inputs by reference, fetched under a policy (see fetch.py) ----------------------
+
+FETCH_SECTION = "fetch"
+FETCH_KEYS = ("allowed_hosts", "allowed_networks", "refused_networks", "connect_timeout", "read_timeout",
+              "total_timeout", "max_redirects")
+_FETCH_HOST = re.compile(r"^\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
+
+
+def _fetch_seconds(raw: Mapping[str, str], key: str, default: float) -> float:
+    value = str(raw.get(key, "")).strip()
+    if value == "":
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"[{FETCH_SECTION}] {key} = {value!r} is not a number of seconds") from None
+    if not 0 < number <= 3600:
+        raise ConfigError(f"[{FETCH_SECTION}] {key} = {value!r} must be more than 0 and at most 3600 (seconds)")
+    return number
+
+
+def _fetch_networks(raw: Mapping[str, str], key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in raw.get(key, "").replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as e:
+            raise ConfigError(f"[{FETCH_SECTION}] {key}: {item!r} is not an address or a network ({e})") from None
+    return tuple(networks)
+
+
+def load_fetch_policy(cfg: Any) -> FetchPolicy:
+    """Read and validate ``[fetch]``: what the service fetches for inputs given by reference.
+
+    ``allowed_hosts``
+        Host names (space- or comma-separated) fetched whatever they resolve
+        to; ``.example.org`` allows every name under example.org. Default: none.
+    ``allowed_networks``
+        Addresses or networks fetched even though they are loopback, private,
+        link-local... (e.g. a data server on the site's network). Default: none.
+    ``refused_networks``
+        Addresses or networks refused besides the special ones: the cluster's
+        own public addresses. Default: none (every private range is refused anyway).
+    ``connect_timeout``, ``read_timeout``
+        Seconds to wait for a connection, and for each read (defaults 5 and 10).
+    ``total_timeout``
+        Seconds a whole fetch may take, redirects included (default 60).
+    ``max_redirects``
+        Redirects followed, each checked like the first URL (default 5, at most 20).
+
+    The size bound is PyWPS's ``[server] maxsingleinputsize``.
+    """
+    from .compat import section_items
+
+    raw = section_items(cfg, FETCH_SECTION)
+    unknown = sorted(set(raw) - set(FETCH_KEYS))
+    if unknown:
+        raise ConfigError(f"[{FETCH_SECTION}]: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(FETCH_KEYS)}")
+    hosts = []
+    for item in raw.get("allowed_hosts", "").replace(",", " ").split():
+        host = item.lower().rstrip(".")
+        if not _FETCH_HOST.match(host):
+            raise ConfigError(f"[{FETCH_SECTION}] allowed_hosts: {item!r} is not a host name (or .domain)")
+        hosts.append(host)
+    redirects = str(raw.get("max_redirects", "")).strip()
+    if redirects and not (redirects.isdigit() and int(redirects) <= 20):
+        raise ConfigError(f"[{FETCH_SECTION}] max_redirects = {redirects!r} must be a whole number from 0 to 20")
+    return FetchPolicy(
+        allowed_hosts=tuple(hosts),
+        allowed_networks=_fetch_networks(raw, "allowed_networks"),
+        refused_networks=_fetch_networks(raw, "refused_networks"),
+        connect_timeout=_fetch_seconds(raw, "connect_timeout", FetchPolicy.connect_timeout),
+        read_timeout=_fetch_seconds(raw, "read_timeout", FetchPolicy.read_timeout),
+        total_timeout=_fetch_seconds(raw, "total_timeout", FetchPolicy.total_timeout),
+        max_redirects=int(redirects) if redirects else FetchPolicy.max_redirects,
+    )
+
+
+def configured_fetch_policy(cfg: Any) -> FetchPolicy:
+    """:func:`load_fetch_policy`, made the policy of every fetch in this process (:func:`.fetch.configure`)."""
+    policy = load_fetch_policy(cfg)
+    configure(policy)
+    return policy
+
+
+# -- end of [fetch]
+
+
 SCHEDULER = "scheduler"
 
 
@@ -350,6 +441,7 @@ class AppConfig:
     log_format: str
     gridengine: Settings | None
     explicit: frozenset[tuple[str, str]] = frozenset()
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)  # [fetch]: inputs by reference (fetch.py)
 
     @property
     def scheduler(self) -> bool:
@@ -414,4 +506,5 @@ def load(cfgfile: str | None = None) -> AppConfig:
         log_format=_get(cfg, "logging", "format"),
         gridengine=load_settings(cfg, cfgfile) if mode == SCHEDULER else None,
         explicit=explicit,
+        fetch=configured_fetch_policy(cfg),  # [fetch]: inputs by reference (fetch.py)
     )
