@@ -17,7 +17,10 @@ def headers(host, url: str) -> dict[str, str]:
 
 
 def test_plain_http_is_redirected_to_https(host):
-    out = host.check_output("curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' 'http://127.0.0.1/wps?service=WPS&request=GetCapabilities' -H 'Host: wps.test'")
+    out = host.check_output(
+        "curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "
+        "'http://127.0.0.1/wps?service=WPS&request=GetCapabilities' -H 'Host: wps.test'"
+    )
     assert out == "301 https://wps.test/wps?service=WPS&request=GetCapabilities"
 
 
@@ -45,6 +48,8 @@ def test_wps_is_proxied_with_forwarded_headers(host):
 def test_root_points_at_getcapabilities(host):
     out = host.check_output(f"{HTTPS} -o /dev/null -w '%{{http_code}} %{{redirect_url}}' https://wps.test/")
     assert out == "302 https://wps.test/wps?service=WPS&request=GetCapabilities"
+    # The Location itself is relative: nothing of the request's Host in it.
+    assert headers(host, "https://wps.test/")["location"] == "/wps?service=WPS&request=GetCapabilities"
 
 
 def test_health_is_proxied_to_the_app(host):
@@ -70,9 +75,10 @@ def test_outputs_have_their_content_types(host):
 
 
 def test_outputs_are_read_only_and_not_listed(host):
-    assert status(host, f"{HTTPS} -X PUT --data x https://wps.test/wpsoutputs/new.xml") == "403"
-    assert status(host, f"{HTTPS} -X DELETE https://wps.test/wpsoutputs/status.xml") == "403"
+    assert status(host, f"{HTTPS} -X PUT --data x https://wps.test/wpsoutputs/new.xml") == "405"
+    assert status(host, f"{HTTPS} -X DELETE https://wps.test/wpsoutputs/status.xml") == "405"
     assert status(host, f"{HTTPS} https://wps.test/wpsoutputs/") == "403"
+    assert status(host, f"{HTTPS} https://wps.test/wpsoutputs/job1/") == "403"
     assert host.file("/srv/wps/outputs/status.xml").exists
 
 
