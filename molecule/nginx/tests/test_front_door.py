@@ -132,6 +132,10 @@ def test_405_names_the_allowed_methods(host):
     assert fetch(host, "https://wps.test/wps", "-X", "PUT").header("allow") == "GET, POST"
     assert fetch(host, "https://wps.test/wpsoutputs/status.xml", "-X", "DELETE").header("allow") == "GET, HEAD"
     assert fetch(host, "https://wps.test/health", "-X", "POST").header("allow") == "GET, HEAD"
+    # TRACE is refused before any location is chosen: the Allow header still fits the resource.
+    reply = fetch(host, "https://wps.test/wps?service=WPS", "--http1.1", "-X", "TRACE")
+    assert (reply.status, reply.header("allow")) == (405, "GET, POST")
+    assert exception_code(reply) == "NoApplicableCode"
     assert fetch(host, "https://wps.test/wps").header("allow") is None
 
 
