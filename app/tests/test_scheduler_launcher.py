@@ -157,15 +157,16 @@ def test_wordcount_json_on_exec_host(cluster, monkeypatch):
     assert json.loads(data.text)["top"][:2] == [["be", 2], ["to", 2]]
 
 
-def test_submission_failure_fails_the_job(cluster, monkeypatch):
+def test_submission_failure_is_a_503_and_leaves_no_job(cluster, monkeypatch):
+    """Admission control (test_admission.py has the details): nothing was queued, the client retries later."""
     env, client, _ = cluster
     monkeypatch.setattr(GridEngineScheduler, "submitter", RecordingSubmitter(error=RuntimeError("qmaster unreachable")))
-    doc = submit(client, "sleep", "delay=0")
-    assert status_of(doc) == "ProcessFailed"
-    assert "Could not submit the job to Grid Engine: qmaster unreachable" in status_text(doc)
-    uuid = uuid_from_status_location(doc)
-    assert status_of(env.status_doc(uuid)) == "ProcessFailed"
-    assert JobStore.for_config(env.config).get(uuid).state == "failed"
+    resp = client.get("/wps", query_string={"service": "WPS", "request": "Execute", "version": "1.0.0",
+                                            "identifier": "sleep", "datainputs": "delay=0",
+                                            "storeExecuteResponse": "true", "status": "true"})
+    assert resp.status_code == 503, resp.data
+    assert xml(resp.data).find("ows:Exception", NS).get("exceptionCode") == "ServerBusy"
+    assert JobStore.for_config(env.config).all() == []
 
 
 def test_launcher_does_not_resurrect_a_job_the_reconciler_failed(cluster, monkeypatch):

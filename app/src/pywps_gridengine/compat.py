@@ -20,7 +20,11 @@ needs, so the app overrides or calls these private members:
   reference are fetched under the app's policy (:mod:`.fetch`), and
   :func:`check_references` checks them at Execute;
 * ``configparser.RawConfigParser._sections`` (:func:`section_items`): a
-  section's own keys, without the environment PyWPS uses as DEFAULT section.
+  section's own keys, without the environment PyWPS uses as DEFAULT section;
+* ``pywps.app.Service``'s and ``pywps.response.basic``'s module names
+  ``log_request`` and ``store_status`` (:func:`install_request_logging`):
+  discovery requests write no row, and every Execute passes the front door's
+  admission (:mod:`.admission`) before its row and work directory exist.
 
 :data:`PINNED_SIGNATURES` lists the signature of each overridden or called
 member as the installed PyWPS has it; ``tests/test_compat.py`` compares them
@@ -31,6 +35,8 @@ test, not production.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import importlib
 import json
 import logging
 import os
@@ -95,6 +101,11 @@ PINNED_SIGNATURES: Mapping[str, str] = {
     "pywps.response.execute:ExecuteResponse._update_status_file": "(self)",
     "pywps.dblog:store_status": "(uuid, wps_status, message=None, status_percentage=None)",
     "pywps.dblog:get_session": "()",
+    # admission control (install_request_logging): the module names replaced, and the flow relied on
+    "pywps.dblog:log_request": "(uuid, request)",
+    "pywps.app.Service:Service.call": "(self, http_request)",
+    "pywps.app.Service:Service.prepare_process_for_execution": "(self, identifier)",
+    "pywps.response.basic:WPSResponse._update_status": "(self, status, message, status_percentage)",
 }
 
 
@@ -295,7 +306,16 @@ class SchedulerProcessMixin(Process):
         check_references(self, wps_request, fetch_now=not self.async_)  # inputs by reference (fetch.py)
         return self._execute_process(self.async_, wps_request, wps_response)
 
+    def set_workdir(self, workdir: str) -> None:
+        super().set_workdir(workdir)
+        current = CURRENT_REQUEST.get()  # admission control: a refused Execute leaves no work directory
+        if current is not None:
+            current.workdir_created(workdir)
+
     def _execute_process(self, async_: bool, wps_request: Any, wps_response: Any) -> Any:
+        current = CURRENT_REQUEST.get()  # admission control: the request passed PyWPS's checks
+        if current is not None:
+            current.execution_started()
         if not self._scheduler:
             return super()._execute_process(async_, wps_request, wps_response)
         wps_response._update_status(WPS_STATUS.ACCEPTED, "PyWPS Request accepted", 0)
@@ -576,3 +596,58 @@ def _check_reference(process: Any, identifier: str, inpt: Any, fetch_now: bool) 
 
 
 install_reference_fetching()
+
+
+# -- request logging and admission control (:mod:`.admission`) ------------------------------------
+#
+# PyWPS's ``Service.call`` writes a requests row (``log_request``) for every
+# GetCapabilities, DescribeProcess and Execute before anything else, and the
+# responses of the first two update it (``WPSResponse._update_status`` ->
+# ``store_status``): with the database down even GetCapabilities answered 500.
+# The row is only ever read for Execute (job state, the clean-up), so here
+# discovery writes none. For an Execute, the row write is the first thing PyWPS
+# does after parsing the request and before it creates the work directory
+# (``prepare_process_for_execution``), which makes it the place to admit or
+# refuse the job: the request is parsed already (no second parser at the
+# door) and nothing exists yet that a refusal would have to remove.
+
+#: The front door's state of the request being served (an :class:`.admission.Request`), set around each call.
+CURRENT_REQUEST: contextvars.ContextVar[Any] = contextvars.ContextVar("pywps_gridengine_request", default=None)
+# The uuid of the last request this thread served without a row. PyWPS's store_status of a uuid
+# without a row changes nothing, yet needs the database to find that out: it is skipped for it.
+_NO_ROW: contextvars.ContextVar[str | None] = contextvars.ContextVar("pywps_gridengine_no_row", default=None)
+_PYWPS_LOG_REQUEST = dblog.log_request
+_PYWPS_STORE_STATUS = dblog.store_status
+
+
+def _log_request(uuid: Any, request: Any) -> None:
+    """PyWPS's ``log_request`` for Execute only, behind the front door's admission when there is one."""
+    if request.operation != "execute":
+        _NO_ROW.set(str(uuid))
+        return
+    current = CURRENT_REQUEST.get()
+    if current is None:
+        _PYWPS_LOG_REQUEST(uuid, request)
+    else:
+        current.log_execute(uuid, request, _PYWPS_LOG_REQUEST)
+
+
+def _store_status(uuid: Any, wps_status: Any, message: Any = None, status_percentage: Any = None) -> None:
+    """PyWPS's ``store_status``, skipped for a request that has no row."""
+    if _NO_ROW.get() == str(uuid):
+        return
+    _PYWPS_STORE_STATUS(uuid, wps_status, message, status_percentage)
+
+
+def request_row_gone(uuid: Any) -> None:
+    """Tell :func:`_store_status` that ``uuid``'s row was deleted (a refused submission): no more updates."""
+    _NO_ROW.set(str(uuid))
+
+
+def install_request_logging() -> None:
+    """Replace the names PyWPS's service and responses call to write request rows (idempotent)."""
+    service = importlib.import_module("pywps.app.Service")  # the module: pywps.app exports the class by that name
+    basic = importlib.import_module("pywps.response.basic")
+    service.log_request = _log_request  # type: ignore[attr-defined]
+    service.store_status = _store_status  # type: ignore[attr-defined]
+    basic.store_status = _store_status  # type: ignore[attr-defined]

@@ -263,6 +263,7 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
         "launcher", "launcher_config", "job_name_prefix", "pass_env", "job_env",
         "heartbeat_interval", "heartbeat_timeout", "gone_grace", "submit_timeout", "interval", "log_dir",
         "db_retry_timeout", "accounting_file", "reporting_file",
+        *ADMISSION_KEYS,  # admission control: read by load_admission, in every mode
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -324,6 +325,135 @@ def _get(cfg: Any, section: str, key: str) -> str:
     if cfg is None or not cfg.has_section(section) or not cfg.has_option(section, key):
         return ""
     return str(cfg.get(section, key, raw=(section, key) in RAW_OPTIONS) or "").strip()
+
+
+# -- admission control: keys of [gridengine] read in every mode (see admission.py) -------------
+
+ADMISSION_KEYS = ("db_connect_timeout", "shared_tree_timeout", "max_active_jobs", "max_active_jobs_per_client",
+                  "trusted_proxies", "retry_after")
+#: ``trusted_proxies`` word for a peer on a Unix socket (gunicorn's REMOTE_ADDR is then empty).
+UNIX_SOCKET = "unix"
+# Database drivers that pass URL query keys to libpq, where ``connect_timeout`` is a connection parameter.
+_LIBPQ_DRIVERS = ("psycopg2", "psycopg", "psycopg2cffi")
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the front door admits (:mod:`.admission`): ``[gridengine]`` keys read in every processing mode.
+
+    ``db_connect_timeout``
+        Seconds to wait for a PostgreSQL connection (libpq ``connect_timeout``,
+        added to ``[logging] database`` unless the URL sets its own; default 3):
+        without it a connection to a database host that does not answer waits
+        for the kernel's TCP timeout, minutes.
+    ``shared_tree_timeout``
+        Seconds an Execute waits for the shared tree (outputpath, workdir) to
+        answer before it is refused with a 503 (default 2).
+    ``max_active_jobs``, ``max_active_jobs_per_client``
+        Asynchronous jobs (accepted or started) the service runs at once, in
+        total and per client; one more is refused with a 503 ServerBusy
+        (default 0: no cap). Counted in the job table, so in scheduler mode only.
+    ``trusted_proxies``
+        Addresses or networks (space-separated) whose X-Forwarded-For and
+        X-Real-IP headers name the client, and ``unix`` for a proxy on
+        gunicorn's Unix socket (default ``unix 127.0.0.1 ::1``); any other
+        peer is the client itself.
+    ``retry_after``
+        Seconds a refused client is told to wait (the Retry-After header, default 30).
+
+    The two timeouts together bound how long an Execute waits before a 503:
+    5 s with the defaults.
+    """
+
+    db_connect_timeout: int = 3
+    shared_tree_timeout: float = 2.0
+    max_active_jobs: int = 0
+    max_active_jobs_per_client: int = 0
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = (
+        ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
+    trust_unix_socket: bool = True
+    retry_after: int = 30
+
+
+def _whole(raw: Mapping[str, str], key: str, default: int, minimum: int) -> int:
+    value = str(raw.get(key, "")).strip()
+    if value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"[{SECTION}] {key} = {value!r} is not a whole number") from None
+    if number < minimum:
+        raise ConfigError(f"[{SECTION}] {key} = {value!r} must be at least {minimum}")
+    return number
+
+
+def load_admission(cfg: Any) -> Admission:
+    """Read and validate the admission keys of ``[gridengine]`` (errors name the key)."""
+    from .compat import section_items
+
+    raw = section_items(cfg, SECTION)
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    unix = False
+    proxies = raw.get("trusted_proxies")
+    if proxies is None:
+        networks, unix = list(Admission.trusted_proxies), Admission.trust_unix_socket
+    else:
+        for item in proxies.split():
+            if item.lower() == UNIX_SOCKET:
+                unix = True
+                continue
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ConfigError(f"[{SECTION}] trusted_proxies: {item!r} is not an address, a network "
+                                  f"or {UNIX_SOCKET!r}") from None
+    timeout = _float(raw, "shared_tree_timeout", Admission.shared_tree_timeout)
+    if timeout > 60:
+        raise ConfigError(f"[{SECTION}] shared_tree_timeout = {timeout:g} must be at most 60 (seconds)")
+    return Admission(
+        db_connect_timeout=_whole(raw, "db_connect_timeout", Admission.db_connect_timeout, 1),
+        shared_tree_timeout=timeout,
+        max_active_jobs=_whole(raw, "max_active_jobs", 0, 0),
+        max_active_jobs_per_client=_whole(raw, "max_active_jobs_per_client", 0, 0),
+        trusted_proxies=tuple(networks),
+        trust_unix_socket=unix,
+        retry_after=_whole(raw, "retry_after", Admission.retry_after, 1),
+    )
+
+
+def give_pywps_database(database: str) -> None:
+    """Make PyWPS's own engine (``dblog.get_session``) use ``database``, the URL with its connect timeout.
+
+    PyWPS reads the URL from its configuration at each session, and reloads
+    that configuration from the file when a ``Service`` is built with
+    ``cfgfiles``: called by :func:`load` and again by the front door once the
+    service exists. Its parser interpolates '%', so a '%' is stored escaped.
+    """
+    from pywps import configuration as pywps_config
+
+    if database and pywps_config.get_config_value("logging", "database") != database:
+        pywps_config.CONFIG.set("logging", "database", database.replace("%", "%%"))
+
+
+def with_connect_timeout(database: str, seconds: int) -> str:
+    """``database`` with libpq's ``connect_timeout`` when its driver is libpq's and the URL sets none.
+
+    Appended to the URL's text rather than rebuilt through SQLAlchemy's URL
+    object, which would re-escape the password; other drivers are returned unchanged.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(database)
+    except ArgumentError:
+        return database  # PyWPS reports a URL it cannot use, with its own message
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() not in _LIBPQ_DRIVERS:
+        return database
+    if "connect_timeout" in url.query:
+        return database
+    return f"{database}{'&' if '?' in database else '?'}connect_timeout={seconds}"
 
 
 # -- [fetch]: inputs by reference, fetched under a policy (see fetch.py) ----------------------
@@ -441,6 +571,7 @@ class AppConfig:
     log_format: str
     gridengine: Settings | None
     explicit: frozenset[tuple[str, str]] = frozenset()
+    admission: Admission = field(default_factory=Admission)  # admission control (admission.py)
     fetch: FetchPolicy = field(default_factory=FetchPolicy)  # [fetch]: inputs by reference (fetch.py)
 
     @property
@@ -490,6 +621,11 @@ def load(cfgfile: str | None = None) -> AppConfig:
     cfg = pywps_config.CONFIG
     explicit = frozenset((section, key) for section in own.sections() for key in own.options(section))
     mode = (_get(cfg, "processing", "mode") or "default").lower()
+    # -- admission control: every database connection of the app is bounded in time
+    admission = load_admission(cfg)
+    database = with_connect_timeout(_get(cfg, "logging", "database"), admission.db_connect_timeout)
+    give_pywps_database(database)
+    # -- end of admission control
     return AppConfig(
         cfgfile=cfgfile,
         mode=mode,
@@ -498,7 +634,7 @@ def load(cfgfile: str | None = None) -> AppConfig:
         outputpath=_get(cfg, "server", "outputpath"),
         workdir=_get(cfg, "server", "workdir"),
         language=(_get(cfg, "server", "language") or "en-US").split(",")[0].strip(),
-        database=_get(cfg, "logging", "database"),
+        database=database,
         prefix=_get(cfg, "logging", "prefix"),
         bindir=_get(cfg, "processing", "path"),
         log_level=_get(cfg, "logging", "level") or "INFO",
@@ -506,5 +642,6 @@ def load(cfgfile: str | None = None) -> AppConfig:
         log_format=_get(cfg, "logging", "format"),
         gridengine=load_settings(cfg, cfgfile) if mode == SCHEDULER else None,
         explicit=explicit,
+        admission=admission,
         fetch=configured_fetch_policy(cfg),  # [fetch]: inputs by reference (fetch.py)
     )

@@ -175,6 +175,9 @@ def _jobs_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
         # What the job used (Usage): from Grid Engine's accounting when the reconciler
         # ends a job, from the launcher's own measurement when the job ends itself.
         *_usage_columns(),
+        # Admission control: who started the job, and the index of the per-client count (JobStore.active_counts).
+        sa.Column("client", sa.String(64), nullable=True),
+        sa.Index(f"ix_{prefix}gridengine_jobs_client_state", "client", "state"),
     )
 
 
@@ -236,6 +239,7 @@ class JobRecord:
     wallclock: float | None = None
     cpu: float | None = None
     peak_memory: float | None = None
+    client: str | None = None
 
 
 @dataclass(frozen=True)
@@ -296,6 +300,18 @@ class MissingTable(LookupError):
     """PyWPS's requests table is not in the database."""
 
 
+class OverCap(RuntimeError):
+    """A new job would take the active jobs past a cap (admission control); nothing was written."""
+
+    def __init__(self, active: int, client_active: int, max_total: int, max_per_client: int) -> None:
+        self.active, self.client_active = active, client_active
+        self.max_total, self.max_per_client = max_total, max_per_client
+        self.per_client = bool(max_per_client) and client_active >= max_per_client
+        super().__init__(f"this client has {client_active} active asynchronous jobs, the most allowed per client"
+                         f" is {max_per_client}" if self.per_client else
+                         f"{active} asynchronous jobs are active, the most allowed is {max_total}")
+
+
 class JobStore:
     """The job table, PyWPS's request rows of the same jobs, and the clean-up's queries.
 
@@ -352,6 +368,9 @@ class JobStore:
                 kind = column.type.compile(dialect=self.engine.dialect)
                 conn.execute(sa.text(f"ALTER TABLE {preparer.quote(self.table.name)} "
                                      f"ADD COLUMN {preparer.quote(column.name)} {kind}"))
+            # Indexes of added columns (admission control's client index); create_all made the others.
+            for index in self.table.indexes:
+                index.create(conn, checkfirst=True)
 
     def leader_lock(self, name: str) -> LeaderLock:
         return LeaderLock(self.engine, name)
@@ -373,12 +392,63 @@ class JobStore:
 
     # -- job rows: writes ---------------------------------------------------------
 
-    def create(self, uuid: str, identifier: str, workdir: str | None = None, now: dt.datetime | None = None) -> None:
+    def create(self, uuid: str, identifier: str, workdir: str | None = None, now: dt.datetime | None = None, *,
+               client: str | None = None, max_total: int = 0, max_per_client: int = 0) -> None:
+        """Insert an accepted job's row; with a cap (> 0), only while the active jobs stay within it.
+
+        Past a cap nothing is written and :class:`OverCap` is raised. The check
+        and the insert are one statement (``INSERT ... SELECT ... WHERE count <
+        cap``), and on PostgreSQL a transaction-scoped advisory lock serialises
+        these inserts across every web host first: under READ COMMITTED two
+        concurrent statements would not see each other's row and could both
+        pass. So the caps hold exactly; SQLite runs one writing statement at a time.
+        """
         stamp = self._stamp(now)
+        t = self.table
+        values: dict[str, Any] = {"uuid": str(uuid), "identifier": identifier, "state": ACCEPTED,
+                                  "workdir": workdir, "client": client, "created_at": stamp, "updated_at": stamp}
         with self.engine.begin() as conn:
-            conn.execute(self.table.insert().values(
-                uuid=str(uuid), identifier=identifier, state=ACCEPTED, workdir=workdir,
-                created_at=stamp, updated_at=stamp))
+            conditions = []
+            if max_total > 0:
+                conditions.append(self._active_count_query().scalar_subquery() < max_total)
+            if max_per_client > 0 and client is not None:
+                conditions.append(self._active_count_query(client).scalar_subquery() < max_per_client)
+            if not conditions:
+                conn.execute(t.insert().values(**values))
+                return
+            if self.engine.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": self._admission_key})
+            row = sa.select(*[(value if isinstance(value, sa.ColumnElement) else sa.literal(value, t.c[name].type))
+                              .label(name) for name, value in values.items()]).where(*conditions)
+            if conn.execute(t.insert().from_select(list(values), row)).rowcount != 1:
+                active, client_active = self._active_counts(conn, client)
+                raise OverCap(active, client_active, max_total, max_per_client)
+
+    @property
+    def _admission_key(self) -> int:
+        """The advisory lock of job admission, one per table (a stable 63-bit key, as :class:`LeaderLock`)."""
+        return int.from_bytes(hashlib.sha256(f"{self.table.name} admission".encode()).digest()[:8], "big") >> 1
+
+    def _active_count_query(self, client: str | None = None) -> sa.Select[tuple[int]]:
+        t = self.table
+        query = sa.select(sa.func.count()).select_from(t).where(t.c.state.in_(ACTIVE_STATES))
+        return query.where(t.c.client == client) if client is not None else query
+
+    def _active_counts(self, conn: sa.Connection, client: str | None) -> tuple[int, int]:
+        total = conn.execute(self._active_count_query()).scalar_one()
+        mine = conn.execute(self._active_count_query(client)).scalar_one() if client is not None else 0
+        return total, mine
+
+    def active_counts(self, client: str | None = None) -> tuple[int, int]:
+        """(active jobs in total, active jobs of ``client``): the front door's early, unlocked check."""
+        with self.engine.connect() as conn:
+            return self._active_counts(conn, client)
+
+    def discard(self, uuid: str) -> None:
+        """Delete a job's rows (job table and PyWPS's requests row): a submission refused before it was accepted."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(self.table).where(self.table.c.uuid == str(uuid)))
+            conn.execute(sa.delete(self.requests).where(self.requests.c.uuid == str(uuid)))
 
     def set_submitted(self, uuid: str, sge_job_id: str, job_name: str, native_specification: str,
                       now: dt.datetime | None = None) -> None:

@@ -11,7 +11,12 @@ Replaces ``pywps.processing.scheduler.Scheduler`` (PyWPS 4.8), which:
 * forgets the SGE job id after logging it — here it goes into the job table
   and into the status document;
 * leaves the status document at Accepted when submission fails — here the
-  job is failed with the reason.
+  client is answered a 503 ServerBusy with Retry-After and the job leaves
+  nothing behind (:meth:`GridEngineScheduler.withdraw`); a configuration error
+  fails the job with the reason;
+* knows no limit on active jobs — here the job row is inserted only within
+  the caps of ``[gridengine] max_active_jobs`` and ``max_active_jobs_per_client``
+  (:mod:`.admission`), and the client is recorded with it.
 
 The DRMAA library is imported only inside :class:`DrmaaSubmitter`, so the rest
 works (and is tested) on hosts without Grid Engine.
@@ -24,13 +29,18 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, NoReturn, Protocol
 
 from pywps.processing.basic import Processing
 from pywps.response.status import WPS_STATUS
+from sqlalchemy.exc import SQLAlchemyError
 
+from . import admission
+from .compat import request_row_gone
 from .config import AppConfig, ConfigError, Settings
-from .jobs import JobStore
+from .jobs import JobStore, OverCap
+from .paths import remove
 
 LOGGER = logging.getLogger("PYWPS")
 
@@ -143,9 +153,23 @@ class GridEngineScheduler(Processing):
         job = self.job
         response = job.wps_response
         uuid = str(job.uuid)
-        store = JobStore.for_config(self.config)
-        store.create(uuid, job.name, workdir=job.workdir)
+        # -- admission control: the caps, checked exactly as the row is inserted; the client recorded with it
+        limits = self.config.admission
+        store: JobStore | None = None
+        try:
+            store = JobStore.for_config(self.config)
+            store.create(uuid, job.name, workdir=job.workdir, client=admission.client_of(job.wps_request),
+                         max_total=limits.max_active_jobs, max_per_client=limits.max_active_jobs_per_client)
+        except OverCap as e:
+            LOGGER.warning("WPS job %s refused: %s", uuid, e)
+            self.withdraw(store, admission.busy(limits, str(e)))
+        except SQLAlchemyError as e:
+            LOGGER.warning("WPS job %s refused, the database does not answer: %s", uuid, str(e).splitlines()[0])
+            self.withdraw(store, admission.unavailable(limits, admission.DATABASE_DOWN))
+        assert store is not None
+        # -- end of admission control
         response.job_store = store
+        failing = admission.SHARED_TREE_DOWN  # what a failure below means: first the dump, on the shared tree
         try:
             settings = self.config.gridengine
             if settings is None:
@@ -156,15 +180,16 @@ class GridEngineScheduler(Processing):
                 declared_resources=getattr(job.process, "gridengine_resources", None),
                 settings=settings, environ=os.environ,
             )
+            failing = admission.SCHEDULER_DOWN
             sge_job_id = self.submitter.submit(spec)
         except ConfigError as e:
             LOGGER.error("Grid Engine configuration error: %s", e)
             response._update_status(WPS_STATUS.FAILED, f"Server configuration error: {e}", 100)
             return
-        except Exception as e:  # DRMAA errors, unreachable qmaster, unwritable workdir ...
+        except Exception:  # DRMAA errors, unreachable qmaster, unwritable workdir ...
+            # Admission control: nothing was queued, so the client is told to retry, and nothing stays behind.
             LOGGER.exception("Could not submit job %s to Grid Engine", uuid)
-            response._update_status(WPS_STATUS.FAILED, f"Could not submit the job to Grid Engine: {e}", 100)
-            return
+            self.withdraw(store, admission.unavailable(limits, failing))
         LOGGER.info("WPS job %s submitted to Grid Engine as job %s (%s)", uuid, sge_job_id, spec.job_name)
         response.sge_job_id = sge_job_id
         message = f"Queued as Grid Engine job {sge_job_id} ({spec.job_name})"
@@ -179,3 +204,27 @@ class GridEngineScheduler(Processing):
             LOGGER.exception("WPS job %s runs as Grid Engine job %s, but recording that failed", uuid, sge_job_id)
             response.message = message
             response._update_status_doc()
+
+    def withdraw(self, store: JobStore | None, refusal: Exception) -> NoReturn:
+        """Undo a job Grid Engine never got, then raise ``refusal`` (the client's 503).
+
+        Its status document (PyWPS wrote Accepted before submitting), its work
+        directory (inputs, dump) and its rows go: a refused job leaves nothing
+        behind. A row the database cannot delete now stays Accepted with no
+        Grid Engine job id, and the reconciler fails it after ``submit_timeout``.
+        """
+        job = self.job
+        uuid = str(job.uuid)
+        for path in (job.process.status_location, job.workdir):
+            try:
+                if path:
+                    remove(Path(path))
+            except OSError as e:
+                LOGGER.warning("could not remove %s of refused job %s: %s", path, uuid, e)
+        if store is not None:
+            try:
+                store.discard(uuid)
+            except SQLAlchemyError as e:
+                LOGGER.warning("could not delete the rows of refused job %s: %s", uuid, str(e).splitlines()[0])
+        request_row_gone(uuid)
+        raise refusal

@@ -16,6 +16,7 @@ from typing import Any
 
 from pywps import Service
 
+from . import admission
 from .config import AppConfig, load
 from .processes import get_processes
 
@@ -84,7 +85,7 @@ def make_app(service: Service, config: AppConfig) -> WSGIApp:
             return [payload]
         return service(environ, start_response)
 
-    return app
+    return admission.wrap(app, config)  # admission control: Execute refused with a 503 when busy or down
 
 
 def build(cfgfile: str | None = None) -> WSGIApp:
