@@ -24,7 +24,15 @@ needs, so the app overrides or calls these private members:
 * ``pywps.app.Service``'s and ``pywps.response.basic``'s module names
   ``log_request`` and ``store_status`` (:func:`install_request_logging`):
   discovery requests write no row, and every Execute passes the front door's
-  admission (:mod:`.admission`) before its row and work directory exist.
+  admission (:mod:`.admission`) before its row and work directory exist;
+* ``Service.call`` and ``Service.execute`` (:class:`CheckedService`, calling
+  ``Service._set_grass``, ``Service._parse_and_execute`` and a response's
+  ``_update_status``): the front door (:mod:`.frontdoor`) reads and checks a
+  request before PyWPS writes a row or creates a work directory, and a
+  rejected Execute leaves no work directory behind;
+* ``ExecuteResponse.__call__`` (:class:`GridEngineExecuteResponse`): the work
+  directory of a RawDataOutput answer is removed once the answer is sent, not
+  before (PyWPS removed the file it was about to send).
 
 :data:`PINNED_SIGNATURES` lists the signature of each overridden or called
 member as the installed PyWPS has it; ``tests/test_compat.py`` compares them
@@ -41,12 +49,14 @@ import json
 import logging
 import os
 import resource
+import shutil
 import time
+import uuid as uuid_module
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from pywps import Process, WPSRequest, dblog
+from pywps import Process, Service, WPSRequest, dblog
 from pywps.app.exceptions import ProcessError
 from pywps.exceptions import (
     FileSizeExceeded,
@@ -61,6 +71,7 @@ from pywps.inout.storage.file import FileStorage
 from pywps.response.execute import ExecuteResponse
 from pywps.response.status import WPS_STATUS
 from sqlalchemy.exc import DBAPIError
+from werkzeug.wsgi import ClosingIterator
 
 from .fetch import FetchRefused, active_policy
 from .jobs import STATE_OF_STATUS, JobState, JobStore, RequestStatus, Usage
@@ -106,6 +117,11 @@ PINNED_SIGNATURES: Mapping[str, str] = {
     "pywps.app.Service:Service.call": "(self, http_request)",
     "pywps.app.Service:Service.prepare_process_for_execution": "(self, identifier)",
     "pywps.response.basic:WPSResponse._update_status": "(self, status, message, status_percentage)",
+    # the front door (CheckedService; GridEngineExecuteResponse.__call__), see frontdoor.py
+    "pywps.app.Service:Service.execute": "(self, identifier, wps_request, uuid)",
+    "pywps.app.Service:Service._parse_and_execute": "(self, process, wps_request, uuid)",
+    "pywps.app.Service:Service._set_grass": "(self)",
+    "pywps.response.execute:ExecuteResponse.__call__": "(self, request)",
 }
 
 
@@ -204,6 +220,28 @@ class GridEngineExecuteResponse(ExecuteResponse):
                     return
                 raise JobFenced(f"job {self.uuid} is already finished; not moving it to {state}")
         if clean and status in (WPS_STATUS.SUCCEEDED, WPS_STATUS.FAILED):
+            if getattr(self.wps_request, "raw", False) and not self.store_status_file:
+                # A RawDataOutput answer is read from the work directory when it is sent
+                # (__call__): removing the directory now would remove the file to send.
+                self.clean_deferred = True
+            else:
+                self.process.clean()
+
+    #: The work directory is removed once the answer is sent (a RawDataOutput answer).
+    clean_deferred: bool = False
+
+    def __call__(self, environ: Any, start_response: Callable[..., Any]) -> Any:
+        """The answer, with the work directory removed when the WSGI server closes it."""
+        try:
+            body = super().__call__(environ, start_response)
+        except BaseException:
+            self._clean_after_answer()
+            raise
+        return ClosingIterator(body, self._clean_after_answer)
+
+    def _clean_after_answer(self) -> None:
+        if self.clean_deferred:
+            self.clean_deferred = False
             self.process.clean()
 
     #: Seconds a final state is retried while the database is unreachable
@@ -651,3 +689,76 @@ def install_request_logging() -> None:
     service.log_request = _log_request  # type: ignore[attr-defined]
     service.store_status = _store_status  # type: ignore[attr-defined]
     basic.store_status = _store_status  # type: ignore[attr-defined]
+
+
+# -- the service (:mod:`.frontdoor`) --------------------------------------------------------------
+
+
+class CheckedService(Service):
+    """PyWPS ``Service`` whose ``call`` reads and checks a request before anything is written.
+
+    PyWPS 4.8's ``Service.call`` parses the request, writes its database row,
+    then runs it; an exception it did not foresee in the client's request
+    (``integer=inf``, an XML body without namespace, a JSON array) becomes a
+    500 "No applicable error code", and a rejected Execute leaves the work
+    directory it already created. Here, in PyWPS's order of steps:
+
+    1. :meth:`parse_request` reads the request (a subclass checks the raw
+       request first): whatever it raises is the client's fault, answered by
+       :meth:`report` with ``client=True``; :meth:`check_request` checks it;
+    2. then PyWPS's module-level ``log_request`` writes the row (looked up at
+       call time, so :func:`install_request_logging` applies) and PyWPS runs the
+       operation; an exception there is answered with ``client=False``;
+    3. :meth:`execute` removes the work directory of an Execute that raises.
+
+    The hooks are implemented by :class:`.frontdoor.FrontDoorService`.
+    """
+
+    def parse_request(self, http_request: Any) -> Any:
+        return WPSRequest(http_request, self.preprocessors)
+
+    def check_request(self, wps_request: Any) -> None:
+        """Raise for a request that must not run."""
+
+    def report(self, error: BaseException, client: bool) -> Any:
+        """The response (a WSGI application) for ``error``."""
+        raise NotImplementedError
+
+    def call(self, http_request: Any) -> Any:
+        pywps_service = importlib.import_module("pywps.app.Service")
+        request_uuid = uuid_module.uuid1()
+        try:
+            wps_request = self.parse_request(http_request)
+        except Exception as e:
+            return self.report(e, client=True)
+        try:
+            self.check_request(wps_request)  # raises its refusals; anything else is a fault of the check
+        except Exception as e:
+            return self.report(e, client=False)
+        try:
+            pywps_service.log_request(request_uuid, wps_request)
+            if wps_request.operation == "getcapabilities":
+                response = self.get_capabilities(wps_request, request_uuid)
+                response._update_status(WPS_STATUS.SUCCEEDED, "", 100)
+            elif wps_request.operation == "describeprocess":
+                response = self.describe(wps_request, request_uuid, wps_request.identifiers)
+                response._update_status(WPS_STATUS.SUCCEEDED, "", 100)
+            else:
+                response = self.execute(wps_request.identifier, wps_request, request_uuid)
+            return response
+        except Exception as e:
+            try:
+                pywps_service.store_status(request_uuid, WPS_STATUS.FAILED, "Request rejected due to exception", 100)
+            except Exception:
+                LOGGER.exception("could not record request %s as failed", request_uuid)
+            return self.report(e, client=False)
+
+    def execute(self, identifier: Any, wps_request: Any, uuid: Any) -> Any:
+        self._set_grass()
+        process = self.prepare_process_for_execution(identifier)
+        try:
+            return self._parse_and_execute(process, wps_request, uuid)
+        except BaseException:
+            # Refused before any status document names this directory: nothing may stay.
+            shutil.rmtree(process.workdir, ignore_errors=True)
+            raise

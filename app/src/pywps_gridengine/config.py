@@ -264,6 +264,7 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
         "heartbeat_interval", "heartbeat_timeout", "gone_grace", "submit_timeout", "interval", "log_dir",
         "db_retry_timeout", "accounting_file", "reporting_file",
         *ADMISSION_KEYS,  # admission control: read by load_admission, in every mode
+        SYNC_KEY,  # the front door: read by load_sync_max_runtime, in every mode
     }
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -544,6 +545,24 @@ def configured_fetch_policy(cfg: Any) -> FetchPolicy:
 # -- end of [fetch]
 
 
+# -- the front door: [gridengine] sync_max_runtime, read in every mode (see frontdoor.py) ----------
+
+SYNC_KEY = "sync_max_runtime"
+#: Below gunicorn's and nginx's 300 s request timeout, with room for the answer to be sent.
+DEFAULT_SYNC_MAX_RUNTIME = 240.0
+
+
+def load_sync_max_runtime(cfg: Any) -> float:
+    """``[gridengine] sync_max_runtime``: the longest a synchronous Execute may be expected to run, in
+    seconds (default 240). Keep it below the proxy's and gunicorn's request timeout: a longer request
+    is cut off there instead of refused with advice here."""
+    from .compat import section_items
+
+    return _float(section_items(cfg, SECTION), SYNC_KEY, DEFAULT_SYNC_MAX_RUNTIME)
+
+
+# -- end of the front door
+
 SCHEDULER = "scheduler"
 
 
@@ -573,6 +592,7 @@ class AppConfig:
     explicit: frozenset[tuple[str, str]] = frozenset()
     admission: Admission = field(default_factory=Admission)  # admission control (admission.py)
     fetch: FetchPolicy = field(default_factory=FetchPolicy)  # [fetch]: inputs by reference (fetch.py)
+    sync_max_runtime: float = DEFAULT_SYNC_MAX_RUNTIME  # the front door (frontdoor.py)
 
     @property
     def scheduler(self) -> bool:
@@ -644,4 +664,5 @@ def load(cfgfile: str | None = None) -> AppConfig:
         explicit=explicit,
         admission=admission,
         fetch=configured_fetch_policy(cfg),  # [fetch]: inputs by reference (fetch.py)
+        sync_max_runtime=load_sync_max_runtime(cfg),  # the front door (frontdoor.py)
     )

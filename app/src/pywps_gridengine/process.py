@@ -42,14 +42,39 @@ class GridEngineProcess(SchedulerProcessMixin):
     """
 
     gridengine_resources: ClassVar[Mapping[str, object]] = {}
+    #: Whether a synchronous Execute may run this process; the front door refuses one otherwise.
+    synchronous: ClassVar[bool] = True
+    #: Longest a synchronous run may be expected to take, in seconds (None: the site's
+    #: ``[gridengine] sync_max_runtime``; the smaller of the two applies).
+    max_sync_runtime: ClassVar[float | None] = None
+
+    def expected_runtime(self, values: Mapping[str, list[Any]]) -> float:
+        """Seconds a run with these literal input values (converted, defaults included) is expected to
+        take: the front door refuses a synchronous Execute expected to take longer than allowed."""
+        return 0.0
 
     def setup_outputs_from_wps_request(self, wps_request: Any) -> None:
         normalise_output_choices(wps_request)
         super().setup_outputs_from_wps_request(wps_request)
+        if wps_request.raw:
+            apply_raw_format(self, wps_request)
 
 
 _CHOICE_KEYS = {"mimetype": "mimetype", "asreference": "asReference", "encoding": "encoding", "schema": "schema",
                 "uom": "uom"}
+
+
+def apply_raw_format(process: Any, wps_request: Any) -> None:
+    """The mimeType a RawDataOutput names, for a complex output: PyWPS applies it only to
+    ResponseDocument outputs, so a raw answer came in the default format. The front door has
+    checked that the output declares it."""
+    for identifier, choice in (wps_request.outputs or {}).items():
+        mime = choice.get("mimetype") if isinstance(choice, dict) else None
+        for output in process.outputs:
+            if output.identifier == identifier and mime and hasattr(output, "supported_formats"):
+                matching = [f for f in output.supported_formats if f.mime_type == mime]
+                if matching:
+                    output.data_format = matching[0]
 
 
 def normalise_output_choices(wps_request: Any) -> None:

@@ -3,7 +3,8 @@
 ``gunicorn pywps_gridengine.wsgi:application`` with ``PYWPS_CFG`` set in the
 environment. Requests whose path ends in ``/health`` get :func:`health`
 instead of PyWPS (nginx can proxy ``/health`` there); everything else goes to
-PyWPS.
+PyWPS, behind the front door (:mod:`.frontdoor`): every answer, ``/health``
+included, passes it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from pywps import Service
 
-from . import admission
+from . import admission, frontdoor
 from .config import AppConfig, load
 from .processes import get_processes
 
@@ -35,7 +36,8 @@ def create_service(config: AppConfig) -> Service:
     processes = get_processes()
     for process in processes:
         process.app_config = config
-    service = Service(processes=processes, cfgfiles=[config.cfgfile] if config.cfgfile else None)
+    service = frontdoor.FrontDoorService(processes, [config.cfgfile] if config.cfgfile else None,
+                                         sync_max_runtime=config.sync_max_runtime)
     if config.gridengine is not None:
         for process in service.processes.values():
             config.gridengine.resources_for(process.identifier, getattr(process, "gridengine_resources", None))
@@ -72,7 +74,11 @@ def health(config: AppConfig) -> tuple[int, dict[str, Any]]:
 
 
 def make_app(service: Service, config: AppConfig) -> WSGIApp:
-    """Wrap the PyWPS service with the ``/health`` route."""
+    """Wrap the PyWPS service with the ``/health`` route, the other middlewares, then the front door.
+
+    Each middleware is one line below, innermost first; the front door is the
+    outermost, so every answer gets its headers and nothing escapes it.
+    """
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO", "").rstrip("/").endswith("/health"):
@@ -85,7 +91,11 @@ def make_app(service: Service, config: AppConfig) -> WSGIApp:
             return [payload]
         return service(environ, start_response)
 
-    return admission.wrap(app, config)  # admission control: Execute refused with a 503 when busy or down
+    wrapped: WSGIApp = app
+    # -- middlewares, one line each, innermost first --
+    wrapped = admission.wrap(wrapped, config)  # admission control: Execute refused with a 503 when busy or down
+    # -- end of middlewares --
+    return frontdoor.wrap(wrapped, config)
 
 
 def build(cfgfile: str | None = None) -> WSGIApp:

@@ -9,6 +9,7 @@ reconciler from Grid Engine's accounting for the run time).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from pywps import LiteralInput, LiteralOutput
@@ -43,6 +44,11 @@ class Allocate(GridEngineProcess):
             store_supported=True,
             status_supported=True,
         )
+
+    def expected_runtime(self, values: Mapping[str, list[Any]]) -> float:
+        """It holds the memory for ``seconds``."""
+        seconds = values.get("seconds") or [0.0]
+        return float(seconds[0])
 
     @staticmethod
     def _handler(request: Any, response: Any) -> Any:

@@ -7,7 +7,7 @@ updates, so a run takes about five times ``delay``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pywps import LiteralInput, LiteralOutput
@@ -41,6 +41,11 @@ class Sleep(GridEngineProcess):
             store_supported=True,
             status_supported=True,
         )
+
+    def expected_runtime(self, values: Mapping[str, list[Any]]) -> float:
+        """Five steps of ``delay`` seconds: a synchronous ``delay=3600`` would hold a web worker for five hours."""
+        delays = values.get("delay") or [2.0]
+        return STEPS * float(delays[0])
 
     @staticmethod
     def _handler(request: Any, response: Any) -> Any:
