@@ -62,4 +62,9 @@ CASES = [
             body=b"<script>alert(1)</script>", headers=(("Content-Type", "text/html"),)),
     cluster("nginx_outputs_delete", "method", 405, method="DELETE", path="/wpsoutputs/status.xml"),
     cluster("nginx_trace_outputs", "method", 405, method="TRACE", path="/wpsoutputs/status.xml"),
+    # Answered by nginx before the app sees them (the app's own answers are app-only cases).
+    cluster("nginx_path_identifier_in_path_nul", "path", 400, path="/wps/hel%00lo",
+            query="service=WPS&version=1.0.0&request=DescribeProcess"),
+    cluster("nginx_uri_overlong_identifier", "size", 414,
+            query="service=WPS&version=1.0.0&request=DescribeProcess&identifier=" + "a" * 5000),
 ]
