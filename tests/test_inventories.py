@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT, ansible
 
 INVENTORIES = sorted(p for p in (ROOT / "inventories").iterdir() if p.is_dir())

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("role_docs", ROOT / "tools/role_docs.py")

@@ -6,10 +6,9 @@ internals (__<role>_*) and Ansible's own, nothing else."""
 
 import pytest
 import yaml
+from conftest import ROOT
 from jinja2 import Environment, meta
 from jinja2.exceptions import TemplateSyntaxError
-
-from conftest import ROOT
 
 # Regular expressions in task files ('\s') make Jinja's string lexer warn.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

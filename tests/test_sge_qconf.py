@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 MODULE = ROOT / "roles" / "sge_qmaster" / "library" / "sge_qconf.py"

@@ -5,8 +5,8 @@ import json
 import shlex
 
 import pytest
-from pwgtest import accounting as qacct
 from pwgtest import SERVICE_USER, as_user, remote
+from pwgtest import accounting as qacct
 
 QMASTER = "sge-qmaster"
 SUBMIT = "sge-submit"

@@ -17,7 +17,7 @@ def test_drain_retires_a_host_without_killing_its_job(host):
         host, "qsub -terse -o /dev/null -e /dev/null -b y -l hostname=sge-exec3 sleep 6"
     ).stdout.strip()
     for _ in range(20):
-        if f" r " in f" {as_user(host, 'qstat').stdout} ":
+        if " r " in f" {as_user(host, 'qstat').stdout} ":
             break
         time.sleep(0.5)
     inventory_dir = os.path.dirname(INVENTORY)
