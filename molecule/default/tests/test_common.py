@@ -60,3 +60,15 @@ def test_chrony_takes_its_sources_from_the_drop_in(host):
 def test_chronyd_leaves_the_shared_clock_alone_in_the_test_bed(host):
     # Test-bed switch common_time_sync_testbed: -x, no clock control.
     assert " -x" in host.check_output("ps -o args= -C chronyd")
+
+
+def test_the_journal_is_bounded(host):
+    """journald runs with the role's limits: its effective configuration has them, and it was
+    started after the drop-in was written (a restart applied it)."""
+    config = host.check_output("systemd-analyze cat-config systemd/journald.conf")
+    assert "SystemMaxUse=500M" in config and "MaxRetentionSec=30day" in config
+    started = int(host.check_output(
+        'date -d "$(systemctl show -p ExecMainStartTimestamp --value systemd-journald)" +%s'))
+    written = int(host.check_output("stat -c %Y /etc/systemd/journald.conf.d/pywps-gridengine.conf"))
+    assert started >= written, "journald was not restarted after its drop-in changed"
+    assert host.run("journalctl --disk-usage").rc == 0

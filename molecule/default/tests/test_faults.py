@@ -353,6 +353,64 @@ def test_execd_restarted_under_running_jobs(host):
            "ProcessSucceeded (2/2)", "")
 
 
+# -- Execute while a service is down: a quick 503, nothing left behind ----------------------------
+
+
+def execute_while_down() -> tuple[requests.Response, float]:
+    params = {"service": "WPS", "version": "1.0.0", "request": "Execute", "identifier": "sleep",
+              "datainputs": "delay=0", "storeExecuteResponse": "true", "status": "true"}
+    start = time.monotonic()
+    reply = requests.get(WPS, params=params, timeout=60)
+    return reply, time.monotonic() - start
+
+
+def traces() -> tuple[set[str], set[str]]:
+    """What an Execute leaves: work directories on the shared tree, and Grid Engine jobs."""
+    workdirs = set(remote(WEB).check_output("ls -1 /srv/wps/workdir").split())
+    jobs = {line.split()[0] for line in as_user(remote(QMASTER), "qstat -u '*'").stdout.splitlines()[2:]}
+    return workdirs, jobs
+
+
+def assert_refused_quickly(reply: requests.Response, seconds: float, what: str) -> str:
+    assert reply.status_code == 503, (what, reply.status_code, reply.text[:400])
+    assert reply.headers.get("Retry-After", "").isdigit(), dict(reply.headers)
+    exception = ET.fromstring(reply.content).find("ows:Exception", NS)
+    assert exception.get("exceptionCode") == "ServerBusy", reply.text[:400]
+    assert seconds < 5, f"{what}: the 503 took {seconds:.1f} s"
+    return " ".join(exception.itertext()).strip()
+
+
+def test_execute_with_postgresql_down_is_a_quick_503(host):
+    before = traces()
+    database = remote(DB)
+    database.check_output("systemctl stop postgresql")
+    try:
+        discovery = requests.get(WPS, params={"service": "WPS", "request": "GetCapabilities"}, timeout=30)
+        reply, seconds = execute_while_down()
+    finally:
+        database.check_output("systemctl start postgresql")
+    assert discovery.status_code == 200, discovery.text[:400]
+    text = assert_refused_quickly(reply, seconds, "PostgreSQL down")
+    workdirs, jobs = traces()
+    assert workdirs <= before[0] and jobs <= before[1], (workdirs - before[0], jobs - before[1])
+    report("PostgreSQL down, an Execute arrives", "503 within 5 s, nothing left", seconds,
+           "503 ServerBusy, Retry-After", text)
+
+
+def test_execute_with_the_qmaster_down_is_a_quick_503(host):
+    before_dirs = set(remote(WEB).check_output("ls -1 /srv/wps/workdir").split())
+    host.check_output("systemctl stop gridengine-master")
+    try:
+        reply, seconds = execute_while_down()
+    finally:
+        host.check_output("systemctl start gridengine-master")
+    text = assert_refused_quickly(reply, seconds, "qmaster down")
+    assert set(remote(WEB).check_output("ls -1 /srv/wps/workdir").split()) <= before_dirs
+    wait_for(lambda: as_user(host, "qstat").rc == 0, 60, "the qmaster answering again")
+    report("qmaster down, an Execute arrives", "503 within 5 s, nothing left", seconds,
+           "503 ServerBusy, Retry-After", text)
+
+
 def test_postgresql_stopped_longer_than_the_heartbeat_timeout(host):
     """90 s without a database while three jobs run: every one of them still succeeds."""
     locations = [submit("sleep", "delay=6") for _ in range(3)]

@@ -130,8 +130,8 @@ def other_client_answers(seconds: float) -> list[tuple[int, float]]:
         "while time.time() < end:\n"
         "    t = time.time()\n"
         "    try:\n"
-        "        code = urllib.request.urlopen('http://" + own_address(WEB) + "/wps?service=WPS&request=GetCapabilities',"
-        " timeout=30).status\n"
+        "        code = urllib.request.urlopen('http://" + own_address(WEB)
+        + "/wps?service=WPS&request=GetCapabilities', timeout=30).status\n"
         "    except urllib.error.HTTPError as e:\n"
         "        code = e.code\n"
         "    print(code, round(time.time() - t, 3), flush=True)\n"

@@ -83,3 +83,16 @@ def test_health_checks_the_app(host):
     code, body = get(host, "http://localhost/health")
     assert code == 200
     assert '"database": "ok"' in body
+
+
+def test_the_pywps_log_is_rotated_by_logrotate(host):
+    """A forced rotation really rotates the host's PyWPS log, as the service user, and PyWPS goes on logging."""
+    name = host.check_output("hostname")
+    log = f"/srv/wps/log/pywps-{name}.log"
+    assert host.file(log).exists
+    host.check_output("logrotate --force /etc/logrotate.d/pywps-gridengine")
+    assert host.file(f"{log}.1").exists
+    assert host.file(f"{log}.1").user == "wps"
+    code, _ = get(host, f"{WPS}&request=Execute&identifier=hello&datainputs=name=Log")
+    assert code == 200
+    assert host.file(log).size > 0  # copytruncate: the open log goes on
