@@ -577,6 +577,59 @@ class JobStore:
             rows = conn.execute(self.table.select().order_by(self.table.c.created_at)).mappings().all()
         return [JobRecord(**row) for row in rows]
 
+    # -- the job inspector's reads (inspect_jobs.py, pywps-gridengine-jobs) -------------
+    #
+    # Read only, and none of them creates the job table: on a database without
+    # it (no job handed to Grid Engine yet) they find nothing.
+
+    def find(self, *, states: Sequence[JobState | str] = (), identifier: str | None = None,
+             since: dt.datetime | None = None, limit: int | None = None) -> list[JobRecord]:
+        """Jobs newest first, created at or after ``since`` (naive UTC), of ``states`` and process ``identifier``.
+
+        Filters, order and ``limit`` are in the SQL, so a table of many jobs
+        sends back only the rows asked for.
+        """
+        if not self.has_jobs_table:
+            return []
+        t = self.table
+        query = t.select()
+        if states:
+            query = query.where(t.c.state.in_([JobState(state) for state in states]))
+        if identifier is not None:
+            query = query.where(t.c.identifier == identifier)
+        if since is not None:
+            query = query.where(t.c.created_at >= since)
+        query = query.order_by(t.c.created_at.desc(), t.c.uuid.desc())
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [JobRecord(**row) for row in conn.execute(query).mappings()]
+
+    def by_sge_job_id(self, sge_job_id: str) -> list[JobRecord]:
+        """Jobs with this Grid Engine job id, newest first (Grid Engine reuses ids once its counter wraps)."""
+        if not self.has_jobs_table:
+            return []
+        t = self.table
+        with self.engine.connect() as conn:
+            rows = conn.execute(t.select().where(t.c.sge_job_id == str(sge_job_id))
+                                .order_by(t.c.created_at.desc(), t.c.uuid.desc())).mappings().all()
+        return [JobRecord(**row) for row in rows]
+
+    def by_uuid_prefix(self, prefix: str, limit: int = 2) -> list[JobRecord]:
+        """At most ``limit`` jobs whose uuid starts with ``prefix`` (LIKE wildcards in it escaped), by uuid.
+
+        The default of two is enough to tell a unique prefix from an ambiguous one.
+        """
+        if not self.has_jobs_table:
+            return []
+        t = self.table
+        with self.engine.connect() as conn:
+            rows = conn.execute(t.select().where(t.c.uuid.startswith(prefix, autoescape=True))
+                                .order_by(t.c.uuid).limit(limit)).mappings().all()
+        return [JobRecord(**row) for row in rows]
+
+    # -- end of the job inspector's reads ---------------------------------------------
+
     # -- clean-up queries -----------------------------------------------------------
     #
     # A job counts as ended before a cutoff when every row it has says so: the
