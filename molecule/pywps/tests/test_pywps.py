@@ -1,5 +1,6 @@
 """The PyWPS app installed by the pywps role, behind nginx, on one host."""
 
+import json
 import xml.etree.ElementTree as ET
 
 from pwgtest import NS, poll
@@ -96,3 +97,18 @@ def test_the_pywps_log_is_rotated_by_logrotate(host):
     code, _ = get(host, f"{WPS}&request=Execute&identifier=hello&datainputs=name=Log")
     assert code == 200
     assert host.file(log).size > 0  # copytruncate: the open log goes on
+
+
+def test_the_job_inspector_runs_as_the_service_user(host):
+    """pywps-gridengine-jobs as an operator types it: on the PATH of sudo and of the service user's login shell."""
+    wrapper = host.file("/usr/local/bin/pywps-gridengine-jobs")
+    assert (wrapper.user, wrapper.mode) == ("root", 0o755)
+    listed = host.run("sudo -u wps pywps-gridengine-jobs list")
+    assert listed.rc == 0, listed.stderr
+    assert listed.stdout.strip() and "Traceback" not in listed.stderr
+    as_json = host.run("runuser -l wps -c 'pywps-gridengine-jobs list --json'")
+    assert as_json.rc == 0, as_json.stderr
+    assert isinstance(json.loads(as_json.stdout), list)
+    # Anyone else cannot read pywps.cfg, and is told whom to run it as.
+    refused = host.run("runuser -u nobody -- pywps-gridengine-jobs list")
+    assert refused.rc == 2 and "as the service user" in refused.stderr and "Traceback" not in refused.stderr
