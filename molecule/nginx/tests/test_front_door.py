@@ -159,6 +159,12 @@ def test_app_down_is_a_502_exception_report(host):
         assert exception_code(reply) == "NoApplicableCode"
     finally:
         host.check_output("systemctl start pwg-test-upstream")
+        # A simple unit is "started" before its socket listens: wait for it, so
+        # that the next test does not meet the same 502.
+        deadline = time.monotonic() + 20
+        while fetch(host, "https://wps.test/wps?ready=1").status == 502:
+            assert time.monotonic() < deadline, "the stand-in upstream did not come back"
+            time.sleep(0.2)
 
 
 def test_a_slow_app_is_waited_for_within_its_timeout_and_a_504_after(host):
