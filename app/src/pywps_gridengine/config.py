@@ -124,16 +124,20 @@ def _check_complete(resources: Resources, where: str) -> Resources:
     return resources
 
 
-def _float(raw: Mapping[str, str], key: str, default: float) -> float:
+def _float(raw: Mapping[str, str], key: str, default: float, section: str = SECTION,
+           maximum: float | None = None) -> float:
+    """A positive number of seconds (at most MAXIMUM, when given) from SECTION's KEY, or DEFAULT."""
     value = raw.get(key, "")
     if str(value).strip() == "":
         return default
     try:
         number = float(value)
     except ValueError:
-        raise ConfigError(f"[{SECTION}] {key} = {value!r} is not a number of seconds") from None
+        raise ConfigError(f"[{section}] {key} = {value!r} is not a number of seconds") from None
+    if maximum is not None and not 0 < number <= maximum:
+        raise ConfigError(f"[{section}] {key} = {value!r} must be more than 0 and at most {maximum:g} (seconds)")
     if number <= 0:
-        raise ConfigError(f"[{SECTION}] {key} = {value!r} must be positive")
+        raise ConfigError(f"[{section}] {key} = {value!r} must be positive")
     return number
 
 
@@ -465,19 +469,6 @@ FETCH_KEYS = ("allowed_hosts", "allowed_networks", "refused_networks", "connect_
 _FETCH_HOST = re.compile(r"^\.?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$")
 
 
-def _fetch_seconds(raw: Mapping[str, str], key: str, default: float) -> float:
-    value = str(raw.get(key, "")).strip()
-    if value == "":
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"[{FETCH_SECTION}] {key} = {value!r} is not a number of seconds") from None
-    if not 0 < number <= 3600:
-        raise ConfigError(f"[{FETCH_SECTION}] {key} = {value!r} must be more than 0 and at most 3600 (seconds)")
-    return number
-
-
 def _fetch_networks(raw: Mapping[str, str], key: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     networks = []
     for item in raw.get(key, "").replace(",", " ").split():
@@ -528,9 +519,9 @@ def load_fetch_policy(cfg: Any) -> FetchPolicy:
         allowed_hosts=tuple(hosts),
         allowed_networks=_fetch_networks(raw, "allowed_networks"),
         refused_networks=_fetch_networks(raw, "refused_networks"),
-        connect_timeout=_fetch_seconds(raw, "connect_timeout", FetchPolicy.connect_timeout),
-        read_timeout=_fetch_seconds(raw, "read_timeout", FetchPolicy.read_timeout),
-        total_timeout=_fetch_seconds(raw, "total_timeout", FetchPolicy.total_timeout),
+        connect_timeout=_float(raw, "connect_timeout", FetchPolicy.connect_timeout, FETCH_SECTION, 3600),
+        read_timeout=_float(raw, "read_timeout", FetchPolicy.read_timeout, FETCH_SECTION, 3600),
+        total_timeout=_float(raw, "total_timeout", FetchPolicy.total_timeout, FETCH_SECTION, 3600),
         max_redirects=int(redirects) if redirects else FetchPolicy.max_redirects,
     )
 
