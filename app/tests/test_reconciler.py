@@ -419,3 +419,69 @@ def test_accounting_fields_for_limits_and_usage():
     assert info.usage().peak_memory == 255.9 * 2**20
     assert (memory_bytes("2G"), memory_bytes("1.5k"), memory_bytes("100"), memory_bytes("NONE")) == \
         (2 * 2**30, 1536.0, 100.0, None)
+
+
+def test_host_lost_between_dispatch_and_start_is_failed(world):
+    """Grid Engine dispatched the job to a host that died before the launcher wrote its start:
+    the qmaster shows it running for as long as it waits for the host; the job must not stay
+    Accepted for that long."""
+    env, store, source, clock, rec = world
+    add_job(store, "job-transit", "120", started=False)
+    source.jobs["120"] = JobInfo(SgeState.RUNNING)
+    for _ in range(2):  # 0 and 15 s: a launcher may still be starting
+        assert rec.run_once().failed == 0
+        clock.advance(15)
+    assert rec.run_once().failed == 1  # 30 s since first seen running
+    assert_failed(env, store, "job-transit", "Lost contact", "Grid Engine job 120",
+                  "launcher never reported the start")
+    assert source.deleted == ["120"]
+
+
+def test_launcher_starting_slowly_is_left_alone(world):
+    env, store, source, clock, rec = world
+    add_job(store, "job-slow", "121", started=False)
+    source.jobs["121"] = JobInfo(SgeState.RUNNING)
+    rec.run_once()
+    clock.advance(20)
+    store.transition("job-slow", "started", "PyWPS Process started", exec_host="exec1", now=clock.now)
+    store.heartbeat("job-slow", now=clock.now)
+    for _ in range(2):
+        clock.advance(10)
+        assert rec.run_once().failed == 0
+    assert store.get("job-slow").state == "started"
+    assert not rec.running_unstarted
+
+
+def test_queued_for_long_then_dispatched_gets_the_whole_grace(world):
+    """The wait starts when Grid Engine runs the job, not when it was submitted."""
+    env, store, source, clock, rec = world
+    add_job(store, "job-waited", "122", started=False)
+    source.jobs["122"] = JobInfo(SgeState.QUEUED)
+    clock.advance(3600)
+    rec.run_once()
+    source.jobs["122"] = JobInfo(SgeState.RUNNING)
+    assert rec.run_once().failed == 0
+    clock.advance(25)
+    assert rec.run_once().failed == 0
+    assert store.get("job-waited").state == "accepted"
+
+
+def test_unstarted_wait_survives_no_database_outage(world):
+    """A launcher that could not write its start while the database was down gets a whole
+    timeout once the database is back."""
+    env, store, source, _, rec = world
+    clock = rec.clock = FlakyDatabaseClock(T0)
+    add_job(store, "job-dbwait", "123", started=False)
+    source.jobs["123"] = JobInfo(SgeState.RUNNING)
+    assert rec.run_once().failed == 0
+    clock.down = True
+    for _ in range(4):
+        clock.advance(15)
+        rec.run_once()
+    clock.down = False
+    clock.advance(15)
+    assert rec.run_once().failed == 0
+    clock.advance(15)
+    assert rec.run_once().failed == 0
+    clock.advance(15)
+    assert rec.run_once().failed == 1

@@ -14,8 +14,9 @@ Decision table (:func:`decide`), for an active job:
 Grid Engine says                            outcome
 ==========================================  ===========================================
 queued / held by user / suspended           untouched
-running, heartbeat fresh (or not started)   untouched
+running, heartbeat fresh                    untouched
 running, launcher heartbeat too old         failed: exec host lost; job deleted (qdel)
+running, launcher never reported the start  after ``heartbeat_timeout`` s: failed as lost; deleted
 error state (Eqw)                           failed with Grid Engine's reason; deleted
 finished (accounting record)                failed with the reason read from accounting
 unknown, no accounting yet                  untouched for ``gone_grace`` s, then failed
@@ -172,13 +173,20 @@ def _age(since: dt.datetime | None, now: dt.datetime) -> float:
 
 
 def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_timeout: float,
-           gone_grace: float, submit_timeout: float, db_reachable_since: dt.datetime | None = None) -> Decision:
+           gone_grace: float, submit_timeout: float, db_reachable_since: dt.datetime | None = None,
+           running_since: dt.datetime | None = None) -> Decision:
     """What to do with one active job, given what Grid Engine says (``None``: no SGE job id).
 
     ``db_reachable_since``: since when the reconciler has reached the database
     without a break. A heartbeat is only judged stale once the database has
     been reachable for the whole timeout: after an outage every launcher gets
     a full ``heartbeat_timeout`` to beat again.
+
+    ``running_since``: since when the reconciler has seen Grid Engine show the
+    job running while its launcher has not yet reported the start. A host lost
+    between dispatch and the launcher's first write leaves the job in that
+    state for as long as the qmaster waits for the host, so it gets the same
+    ``heartbeat_timeout`` as a launcher that stopped beating.
     """
     if info is None:
         if _age(job.created_at, now) >= submit_timeout:
@@ -186,6 +194,15 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
         return KEEP
     ref = f"Grid Engine job {job.sge_job_id}"
     if info.state in (SgeState.QUEUED, SgeState.HELD, SgeState.SUSPENDED):
+        return KEEP
+    if info.state == SgeState.RUNNING and job.state != STARTED:
+        since = running_since
+        if since is not None and db_reachable_since is not None:
+            since = max(since, db_reachable_since)
+        if since is not None and _age(since, now) >= heartbeat_timeout:
+            return Decision(True, f"Lost contact with {ref}: Grid Engine has shown it running for "
+                                  f"{_age(since, now):.0f} s but its launcher never reported the start "
+                                  f"(exec host down, or the launcher could not start).", terminate=True)
         return KEEP
     if info.state == SgeState.RUNNING:
         last = job.heartbeat_at
@@ -270,6 +287,10 @@ class Reconciler:
         # Ages are judged on the database's clock, the one every stamp was written with.
         self.clock = clock or store.db_now
         self.db_reachable_since: dt.datetime | None = None
+        # uuid -> when this reconciler first saw Grid Engine run the job before its launcher
+        # reported the start. Kept in memory only: a restarted reconciler starts the wait
+        # again, which can only delay a verdict, never fail a healthy job.
+        self.running_unstarted: dict[str, dt.datetime] = {}
 
     def run_once(self) -> PassResult:
         """One pass. A database error skips the pass; the next one starts a new grace period."""
@@ -284,6 +305,9 @@ class Reconciler:
             self.db_reachable_since = None
             return PassResult(skipped="database unreachable")
         result = PassResult()
+        active = {job.uuid for job in jobs}
+        for uuid in set(self.running_unstarted) - active:
+            del self.running_unstarted[uuid]
         for job in jobs:
             result.checked += 1
             try:
@@ -319,9 +343,14 @@ class Reconciler:
     def _reconcile(self, job: JobRecord) -> bool:
         now = self.clock()
         info = self.source.job_info(job.sge_job_id) if job.sge_job_id else None
+        running_since = None
+        if info is not None and info.state == SgeState.RUNNING and job.state != STARTED:
+            running_since = self.running_unstarted.setdefault(job.uuid, now)
+        else:
+            self.running_unstarted.pop(job.uuid, None)
         decision = decide(job, info, now, heartbeat_timeout=self.heartbeat_timeout,
                           gone_grace=self.gone_grace, submit_timeout=self.submit_timeout,
-                          db_reachable_since=self.db_reachable_since)
+                          db_reachable_since=self.db_reachable_since, running_since=running_since)
         if decision.mark_gone:
             self.store.mark_gone(job.uuid, now)
         elif info is not None and info.state != SgeState.UNKNOWN and job.gone_since is not None:
