@@ -1,4 +1,4 @@
-"""The postgresql role over the network: who may connect, with what, and the backup."""
+"""The postgresql role over the network: who may connect, with what (the backup: test_postgresql_backup.py)."""
 
 import pathlib
 import shlex
@@ -94,25 +94,3 @@ def test_settings_are_a_drop_in(host):
     assert "Ansible managed" in dropin.content_string
     assert "listen_addresses" in dropin.content_string
     assert "Ansible managed" not in host.file("/etc/postgresql/15/main/postgresql.conf").content_string
-
-
-def test_nightly_backup_dumps_restores_and_expires(host, row):
-    assert host.service("postgresql-backup.timer").is_enabled
-    assert host.service("postgresql-backup.timer").is_running
-    backups = "/var/backups/postgresql"
-    old = f"{backups}/wps-20000101T000000Z.dump"
-    host.check_output(f"runuser -u postgres -- touch -d '10 days ago' {old}")
-    host.check_output("systemctl start postgresql-backup.service")
-    assert not host.file(old).exists, "the backup job keeps dumps older than postgresql_backup_keep_days"
-    dump = host.check_output(f"ls -1t {backups}/wps-*.dump | head -n1")
-    assert host.file(dump).user == "postgres"
-    assert host.file(dump).mode == 0o600
-    # The restore the README documents, into a scratch database.
-    host.check_output("runuser -u postgres -- dropdb --if-exists wps_restore_check")
-    host.check_output("runuser -u postgres -- createdb -O wps wps_restore_check")
-    host.check_output(f"runuser -u postgres -- pg_restore --no-owner --role=wps -d wps_restore_check {dump}")
-    try:
-        restored = f"SELECT count(*) FROM molecule_jobs WHERE token = '{row}'"
-        assert as_postgres(host, restored, "wps_restore_check") == "1"
-    finally:
-        host.check_output("runuser -u postgres -- dropdb wps_restore_check")
