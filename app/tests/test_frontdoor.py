@@ -118,3 +118,56 @@ def test_process_may_forbid_synchronous_runs(make_env, monkeypatch):
     resp = client.get("/wps", query_string={**EX, "identifier": "hello", "datainputs": "name=x"})
     assert resp.status_code == 400
     assert exception_of(resp.get_data()).get("locator") == "storeExecuteResponse"
+
+
+# nginx keeps discovery answers (GetCapabilities, DescribeProcess) in its cache for a while: they must carry
+# nothing that stops it, and no error may ever be kept, whichever layer answered it.
+UNCACHEABLE = ("Cache-Control", "Expires", "Set-Cookie", "Vary", "X-Accel-Expires", "Pragma")
+
+
+def test_discovery_answers_carry_nothing_against_caching(make_env):
+    client = app_client(make_env(mode="default").config)
+    for query in ({"service": "WPS", "request": "GetCapabilities"},
+                  {"service": "WPS", "request": "GetCapabilities", "acceptversions": "1.0.0"},
+                  {"service": "WPS", "request": "DescribeProcess", "version": "1.0.0", "identifier": "hello"},
+                  {"service": "WPS", "request": "DescribeProcess", "version": "1.0.0", "identifier": "all"}):
+        resp = client.get("/wps", query_string=query)
+        assert resp.status_code == 200, (query, resp.get_data())
+        assert [name for name in UNCACHEABLE if name in resp.headers] == [], (query, resp.headers)
+
+
+def test_every_error_answer_is_no_store(make_env):
+    client = app_client(make_env(mode="default").config)
+    errors = [
+        client.get("/wps", query_string={"service": "WPS", "request": "DescribeProcess", "version": "1.0.0",
+                                         "identifier": "nosuch"}),  # the front door's own check
+        client.get("/wps", query_string={"service": "WPS", "request": "DescribeProcess"}),  # version missing
+        client.get("/wps", query_string={"service": "WPS", "request": "GetCapabilities",
+                                         "acceptversions": "9.9.9"}),  # PyWPS's VersionNegotiationFailed
+        client.get("/wps", query_string={"service": "WPS", "request": "GetStatus", "version": "2.0.0"}),  # 501
+        client.get("/wps", query_string={"service": "WPS", "request": "GetCapabilities", "REQUEST": "Execute"}),
+        client.open("/wps", method="PUT"),
+    ]
+    assert [resp.status_code for resp in errors] == [400, 400, 400, 501, 400, 405]
+    for resp in errors:
+        assert resp.headers.get_all("Cache-Control") == ["no-store"], (resp.status_code, resp.headers)
+
+
+def test_an_error_keeps_no_cache_header_of_the_layer_below(make_env):
+    """Whatever a middleware or PyWPS said about caching, the front door's no-store is the one header."""
+
+    def cacheable_error(environ, start_response):
+        start_response("400 Bad Request", [("Content-Type", "text/xml"), ("Cache-Control", "max-age=600")])
+        return [frontdoor.exception_report("InvalidParameterValue", "bad", "x")]
+
+    def fine(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/xml")])
+        return [b"<ok/>"]
+
+    _, status, headers = run_wsgi_app(frontdoor.FrontDoor(cacheable_error, 1024),
+                                      EnvironBuilder(path="/wps").get_environ(), buffered=True)
+    assert status.startswith("400")
+    assert [v for k, v in headers if k.lower() == "cache-control"] == ["no-store"]
+    _, status, headers = run_wsgi_app(frontdoor.FrontDoor(fine, 1024), EnvironBuilder(path="/wps").get_environ(),
+                                      buffered=True)
+    assert status.startswith("200") and "Cache-Control" not in dict(headers)

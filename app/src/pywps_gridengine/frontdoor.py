@@ -6,9 +6,10 @@ The endpoint is public, so every request is read as hostile. Two layers:
 included), owns what is about HTTP rather than WPS: only GET and POST
 (405 with ``Allow`` otherwise), a body no larger than ``[server]
 maxrequestsize`` (413), ``X-Content-Type-Options: nosniff`` on every answer,
-and a last guard that turns anything escaping the app into an OGC
-ExceptionReport (500, logged with its traceback, the traceback never in the
-answer).
+``Cache-Control: no-store`` on every error answer (nginx caches discovery
+answers: an error must never be kept), and a last guard that turns anything
+escaping the app into an OGC ExceptionReport (500, logged with its traceback,
+the traceback never in the answer).
 
 :class:`FrontDoorService`, the PyWPS ``Service`` the app runs, reads the
 request once (:meth:`~FrontDoorService.parse_request`: the KVP or the XML or
@@ -185,6 +186,11 @@ class FrontDoor:
         def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             headers = [(k, v) for k, v in headers if k.lower() != "x-content-type-options"]
             headers.append(("X-Content-Type-Options", "nosniff"))
+            if not status.startswith(("1", "2", "3")):
+                # An error answer is about this moment (a database down, a bad request): no cache
+                # may keep it, nginx's discovery cache included, whatever the layer that made it.
+                headers = [(k, v) for k, v in headers if k.lower() != "cache-control"]
+                headers.append(("Cache-Control", "no-store"))
             started.append(True)
             return start_response(status, headers, exc_info)
 
