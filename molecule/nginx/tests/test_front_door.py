@@ -153,7 +153,9 @@ def test_app_down_is_a_502_exception_report(host):
     host.check_output("systemctl stop pwg-test-upstream")
     try:
         started = time.monotonic()
-        reply = fetch(host, "https://wps.test/wps?service=WPS&request=GetCapabilities", "--max-time", "10")
+        # no-cache: past nginx's discovery cache, to the app.
+        reply = fetch(host, "https://wps.test/wps?service=WPS&request=GetCapabilities", "--max-time", "10",
+                      "-H", "Cache-Control: no-cache")
         assert time.monotonic() - started < 5
         assert reply.status == 502
         assert exception_code(reply) == "NoApplicableCode"
