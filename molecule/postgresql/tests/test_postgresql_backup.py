@@ -209,10 +209,20 @@ def test_bad_backup_settings_stop_the_role_before_it_changes_anything(host, vari
     run = subprocess.run(
         ["ansible-playbook", "-i", os.path.dirname(INVENTORY), playbook, "-e", json.dumps(variables)],
         capture_output=True, text=True, check=False,
+        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
     )
-    output = run.stdout + run.stderr
-    assert run.returncode != 0, output
-    failed = re.search(r"fatal: \[pg-db\]: FAILED! => (.*)", output)
-    assert failed and named in failed.group(1), output
-    assert re.search(r"pg-db\s+: ok=\d+\s+changed=0 ", output), output
+    assert run.returncode != 0, run.stdout + run.stderr
+    # The JSON report, without what other callbacks (molecule enables a timer) print after it.
+    report, _ = json.JSONDecoder().raw_decode(run.stdout.lstrip())
+    assert report["stats"]["pg-db"]["failures"] == 1
+    assert report["stats"]["pg-db"]["changed"] == 0
+    failures = [
+        task["hosts"]["pg-db"]
+        for play in report["plays"]
+        for task in play["tasks"]
+        if task["hosts"].get("pg-db", {}).get("failed")
+    ]
+    assert len(failures) == 1
+    message = json.dumps(failures[0])
+    assert f"{named} (" in message, message
     assert host.file(unit).sha256sum == before
