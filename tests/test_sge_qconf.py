@@ -17,6 +17,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 MUTATING = {
     "-Aq", "-Mq", "-dq", "-Ap", "-Mp", "-dp", "-Ahgrp", "-Mhgrp", "-dhgrp", "-Ae", "-Me", "-de",
     "-Aconf", "-Mconf", "-dconf", "-Msconf", "-Mc", "-ah", "-dh", "-as", "-ds", "-ke", "-dattr", "-purge",
+    "-Au", "-Mu", "-dul",
 }
 
 QUEUE = {
@@ -38,6 +39,10 @@ CELL = {
                            ["h_vmem", "h_vmem", "MEMORY", "<=", "YES", "NO", "0", "0"])),
         "arch": dict(zip(["name", "shortcut", "type", "relop", "requestable", "consumable", "default", "urgency"],
                          ["arch", "a", "RESTRING", "==", "YES", "NO", "NONE", "0"])),
+    },
+    "userset": {
+        "arusers": {"name": "arusers", "type": "ACL", "fshare": "0", "oticket": "0", "entries": "NONE"},
+        "wps_users": {"name": "wps_users", "type": "ACL", "fshare": "0", "oticket": "0", "entries": "wps,alice"},
     },
     "adminhost": ["qmaster", "exec3"],
     "submithost": ["web", "exec1", "exec3"],
@@ -71,6 +76,11 @@ class Cell:
     def changes(self):
         """The mutating qconf calls since the last run."""
         return [c["args"] for c in self.calls() if c["args"][0] in MUTATING]
+
+    def run_qconf(self, *args):
+        """The stand-in's own answer, as the module reads it."""
+        proc = subprocess.run(["qconf", *args], capture_output=True, text=True, env=self.env, check=True)
+        return proc.stdout
 
     def run(self, check=False, diff=True, env=None, **params):
         """Run the module as Ansible does; return its result."""
@@ -109,6 +119,11 @@ CHANGES = {
                   lambda s: s["hostgroup"]["@allhosts"]["hostlist"].split()[-1] == "exec4"),
     "exechost": ({"kind": "exechost", "name": "exec4", "attributes": {"complex_values": "h_vmem=2000M"}},
                  lambda s: s["exechost"]["exec4"]["complex_values"] == "h_vmem=2000M"),
+    "new userset": ({"kind": "userset", "name": "ops", "attributes": {"type": "ACL", "entries": ["wps"]}},
+                    lambda s: s["userset"]["ops"] == {"name": "ops", "type": "ACL", "entries": "wps"}),
+    "userset": ({"kind": "userset", "name": "wps_users", "attributes": {"type": "ACL", "entries": ["wps", "bob"]}},
+                lambda s: s["userset"]["wps_users"]["entries"] == "wps,bob"
+                and s["userset"]["wps_users"]["fshare"] == "0"),
     "complex": ({"kind": "complex", "attributes": {"h_vmem": {"consumable": "YES", "default": "2G"}}},
                 lambda s: s["complex"]["h_vmem"]["consumable"] == "YES" and s["complex"]["h_vmem"]["default"] == "2G"),
     "adminhost": ({"kind": "adminhost", "hosts": ["qmaster", "exec1"]},
@@ -124,6 +139,7 @@ REMOVALS = {
     "pe": ({"kind": "pe", "name": "smp"}, "-dp", lambda s: s["pe"] == {}),
     "hostgroup": ({"kind": "hostgroup", "name": "@big"}, "-dhgrp", lambda s: list(s["hostgroup"]) == ["@allhosts"]),
     "exechost": ({"kind": "exechost", "name": "exec2"}, "-de", lambda s: "exec2" not in s["exechost"]),
+    "userset": ({"kind": "userset", "name": "wps_users"}, "-dul", lambda s: list(s["userset"]) == ["arusers"]),
     "complex": ({"kind": "complex", "attributes": {"arch": {}}}, "-Mc", lambda s: list(s["complex"]) == ["h_vmem"]),
     "adminhost": ({"kind": "adminhost", "hosts": ["exec3", "exec9"]}, "-dh", lambda s: s["adminhost"] == ["qmaster"]),
     "submithost": ({"kind": "submithost", "hosts": ["exec1", "exec3"]}, "-ds", lambda s: s["submithost"] == ["web"]),
@@ -248,6 +264,37 @@ def test_exechost_ignores_what_the_host_reports(cell):
     assert "load_values" not in result["attributes"]
 
 
+def test_userset_entries_compare_as_a_set_of_names(cell):
+    """The order of an access list's members makes no change; a member's case does (user names are)."""
+    same = cell.run(kind="userset", name="wps_users", attributes={"type": "ACL", "entries": ["alice", "wps"]})
+    assert same["changed"] is False, same
+    assert cell.changes() == []
+    spaced = cell.run(kind="userset", name="wps_users", attributes={"entries": "alice wps"})
+    assert spaced["changed"] is False, spaced
+    case = cell.run(kind="userset", name="wps_users", attributes={"entries": ["Alice", "wps"]})
+    assert case["changed"] is True and case["differs"] == ["entries"], case
+    assert cell.state["userset"]["wps_users"]["entries"] == "Alice,wps"
+
+
+def test_userset_emptied_and_a_long_one_read_back_across_qconf_line_wrapping(cell):
+    """An empty list is NONE; a list qconf wraps over lines (continuation backslashes) reads back as the same set."""
+    emptied = cell.run(kind="userset", name="wps_users", attributes={"entries": []})
+    assert emptied["changed"] is True
+    assert cell.state["userset"]["wps_users"]["entries"] == "NONE"
+    many = [f"user{n:02d}" for n in range(12)]
+    cell.run(kind="userset", name="wps_users", attributes={"entries": many})
+    assert len(cell.run_qconf("-su", "wps_users").splitlines()) > 5, "the stand-in did not wrap the list"
+    again = cell.run(kind="userset", name="wps_users", attributes={"entries": list(reversed(many))})
+    assert again["changed"] is False, again
+    assert cell.changes() == []
+
+
+def test_userset_is_deleted_with_dul_never_du(cell):
+    """qconf -du takes users out of a list; deleting the list itself is -dul."""
+    cell.run(kind="userset", name="wps_users", state="absent")
+    assert cell.changes() == [["-dul", "wps_users"]]
+
+
 def test_root_and_cell_come_from_the_environment(cell):
     cell.run(kind="sconf", attributes={}, env={"SGE_ROOT": "/opt/sge", "SGE_CELL": "site"})
     assert {(c["SGE_ROOT"], c["SGE_CELL"]) for c in cell.calls()} == {("/opt/sge", "site")}
@@ -271,6 +318,8 @@ def test_root_and_cell_default_to_the_debian_packages(cell):
         ({"kind": "host", "name": "exec1"}, "state=present is not supported for kind=host"),
         ({"kind": "queue", "attributes": {"h_rt": 1}}, "kind is queue but all of the following are missing: name"),
         ({"kind": "host", "state": "absent"}, "kind is host but all of the following are missing: name"),
+        ({"kind": "userset", "attributes": {"entries": ["wps"]}},
+         "kind is userset but all of the following are missing: name"),
         ({"kind": "adminhost"}, "kind is adminhost but all of the following are missing: hosts"),
         ({"kind": "complex"}, "kind is complex but all of the following are missing: attributes"),
         ({"kind": "submithost", "hosts": ["a"], "name": "a"}, "parameters are mutually exclusive: name|hosts"),
@@ -295,6 +344,8 @@ def test_wrong_arguments_fail_naming_the_argument_before_any_change(cell, params
     [
         ("-Mq", {"kind": "queue", "name": "all.q", "attributes": {"h_rt": "1:0:0"}}),
         ("-Aq", {"kind": "queue", "name": "new.q", "attributes": {}}),
+        ("-Au", {"kind": "userset", "name": "ops", "attributes": {"type": "ACL", "entries": ["wps"]}}),
+        ("-Mu", {"kind": "userset", "name": "wps_users", "attributes": {"entries": ["wps"]}}),
         ("-Msconf", {"kind": "sconf", "attributes": {"schedule_interval": "0:0:1"}}),
         ("-dp", {"kind": "pe", "name": "smp", "state": "absent"}),
         ("-as", {"kind": "submithost", "hosts": ["exec2"]}),

@@ -36,16 +36,19 @@ options:
     description: The kind of object.
     type: str
     required: true
-    choices: [conf, sconf, queue, pe, hostgroup, exechost, complex, adminhost, submithost, host]
+    choices: [conf, sconf, queue, pe, hostgroup, exechost, userset, complex, adminhost, submithost, host]
   name:
     description:
-      - Object name - queue, pe, hostgroup, exec host, or host for C(host);
-        C(global) (the default) or a host name for C(conf).
-      - Required for C(queue), C(pe), C(hostgroup), C(exechost) and C(host).
+      - Object name - queue, pe, hostgroup, exec host, userset (access list),
+        or host for C(host); C(global) (the default) or a host name for C(conf).
+      - Required for C(queue), C(pe), C(hostgroup), C(exechost), C(userset) and C(host).
     type: str
   attributes:
     description:
       - Wanted attributes, for every kind but C(adminhost), C(submithost) and C(host).
+      - For C(userset) (access_list(5)), C(type) (C(ACL), C(DEPT) or both)
+        and C(entries), a list of user names (C(@group) for a Unix group);
+        entries compare as a set, so their order never makes a change.
       - For C(complex), a dict of complex name to a dict of its columns
         (shortcut, type, relop, requestable, consumable, default, urgency);
         with I(state=absent), the complexes named here are removed.
@@ -116,14 +119,19 @@ COMMANDS = {
     "pe": ("-sp", "-spl", "-Ap", "-Mp", "-dp", "pe_name"),
     "hostgroup": ("-shgrp", "-shgrpl", "-Ahgrp", "-Mhgrp", "-dhgrp", "group_name"),
     "exechost": ("-se", "-sel", "-Ae", "-Me", "-de", "hostname"),
+    # -dul deletes the userset; -du would only take users out of it.
+    "userset": ("-su", "-sul", "-Au", "-Mu", "-dul", "name"),
 }
 # kind: (show, add, delete)
 HOST_LISTS = {"adminhost": ("-sh", "-ah", "-dh"), "submithost": ("-ss", "-as", "-ds")}
 KINDS = [*COMMANDS, "complex", *HOST_LISTS, "host"]
-NAMED_KINDS = ["queue", "pe", "hostgroup", "exechost", "host"]
+NAMED_KINDS = ["queue", "pe", "hostgroup", "exechost", "userset", "host"]
 # Attributes the exec host reports itself: never written back.
 EXECHOST_READ_ONLY = {"load_values", "processors", "reschedule_unknown_list"}
 COMPLEX_COLUMNS = ["name", "shortcut", "type", "relop", "requestable", "consumable", "default", "urgency"]
+# Attributes that are lists whose order means nothing (a userset's members):
+# compared as sets, so a list given in another order than qconf keeps is no change.
+UNORDERED = {"userset": {"entries"}}
 # What qconf prints, exiting 1, when it lists nothing: an empty list, not an error.
 EMPTY_LIST = re.compile(r"^no \S.* defined$", re.IGNORECASE)
 
@@ -142,6 +150,19 @@ def normalize(value):
     text = re.sub(r"\s*,\s*", ",", text.strip())
     text = re.sub(r"\s+", " ", text)
     return text.lower()
+
+
+def same(kind, key, wanted, live):
+    """Whether a wanted value is what qconf holds; unordered lists compare as sets, keeping case (user names)."""
+    if key in UNORDERED.get(kind, ()):
+        return members(wanted) == members(live)
+    return normalize(wanted) == normalize(live)
+
+
+def members(value):
+    """The names of a list value, however qconf laid it out (commas, blanks, continuation lines)."""
+    text = re.sub(r"\\\s*\n\s*", " ", to_text(value))
+    return set(re.split(r"[,\s]+", text.strip())) - {""}
 
 
 def words(text):
@@ -353,7 +374,7 @@ def manage_object(module, qconf):
     wanted = {k: to_text(v) for k, v in (module.params["attributes"] or {}).items()}
     if name_key:
         wanted[name_key] = name
-    differs = {k: v for k, v in wanted.items() if normalize(v) != normalize(live.get(k, ""))}
+    differs = {k: v for k, v in wanted.items() if not same(kind, k, v, live.get(k, ""))}
     changed = not exists or bool(differs)
     after = dict(live)
     after.update(wanted)
