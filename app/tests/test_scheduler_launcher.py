@@ -337,3 +337,14 @@ def test_a_refused_heartbeat_stops_the_launcher(cluster):
         assert not fenced.wait(0.3)  # accepted, beating
         assert store.transition(uuid, "failed", "lost with its host")
         assert fenced.wait(2)
+
+
+def test_job_ids_are_random_not_time_based(cluster):
+    """A job id is a capability (its status document and outputs are public URLs): it must be a
+    random version 4 uuid, not PyWPS's uuid1 that anyone can derive from the time and the host."""
+    import uuid as uuidlib
+
+    _, client, _ = cluster
+    ids = [uuidlib.UUID(uuid_from_status_location(submit(client, "sleep", "delay=0"))) for _ in range(3)]
+    assert {u.version for u in ids} == {4}
+    assert len(set(ids)) == 3

@@ -726,7 +726,10 @@ class CheckedService(Service):
 
     def call(self, http_request: Any) -> Any:
         pywps_service = importlib.import_module("pywps.app.Service")
-        request_uuid = uuid_module.uuid1()
+        # Random (version 4), not PyWPS's time-and-MAC uuid1: a job id names the
+        # status document and outputs under a public URL and is what a client
+        # would dismiss or list by, so nobody may be able to guess another's.
+        request_uuid = uuid_module.uuid4()
         try:
             wps_request = self.parse_request(http_request)
         except Exception as e:
