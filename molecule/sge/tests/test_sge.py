@@ -1,5 +1,6 @@
 """The Grid Engine tier at work: jobs submitted as the service user from the
-submit host run on exec hosts, are accounted, and bad jobs are refused."""
+submit host run on exec hosts, are accounted, and bad jobs are refused; no
+other user submits, no exec host submits, no one gets an interactive session."""
 
 import json
 import shlex
@@ -126,7 +127,7 @@ def test_third_exec_host_receives_jobs(host):
     assert accounting(job_id)["hostname"] == "sge-exec3"
 
 
-@pytest.mark.parametrize("name", [QMASTER, SUBMIT] + EXEC_HOSTS)
+@pytest.mark.parametrize("name", [QMASTER, SUBMIT])
 def test_operators_have_the_client_tools_in_a_login_shell(name):
     target = remote(name)
     for command in ("qstat -u '*'", "qhost", "qstat -g c"):
@@ -135,6 +136,86 @@ def test_operators_have_the_client_tools_in_a_login_shell(name):
     assert "all.q" in as_user(target, "qstat -g c").stdout
     if name == QMASTER:
         assert as_user(target, "qacct -o wps").rc == 0
+
+
+def test_exec_hosts_are_no_submit_hosts():
+    """sge_qmaster_exec_hosts_submit is off (the default): only the web host submits."""
+    submit_hosts = remote(QMASTER).check_output("qconf -ss").split()
+    assert submit_hosts == [SUBMIT]
+
+
+@pytest.mark.parametrize("name", EXEC_HOSTS)
+def test_exec_host_can_neither_submit_nor_query_the_qmaster(name):
+    """Grid Engine lets only submit and admin hosts run qsub, qstat and qhost."""
+    target = remote(name)
+    submitted = as_user(target, "qsub -b y true")
+    assert submitted.rc != 0
+    assert f'host "{name}" is not a submit host' in submitted.stderr
+    for command in ("qstat -u '*'", "qhost"):
+        result = as_user(target, command)
+        assert result.rc != 0, f"{command} on {name}: {result.stdout}"
+        assert f'host "{name}" is neither submit nor admin host' in result.stderr
+
+
+ACCESS_LIST = "wps_users"
+# A local user like any other on the submit host: uid >= min_uid, not in the access list.
+OTHER_USER, OTHER_UID = "intruder", 3001
+
+
+@pytest.fixture(scope="module")
+def other_user(host):
+    host.check_output(f"getent passwd {OTHER_USER} || useradd --create-home --uid {OTHER_UID} "
+                      f"--shell /bin/bash {OTHER_USER}")
+    assert host.user(OTHER_USER).uid >= 1000
+    return OTHER_USER
+
+
+def test_the_access_list_holds_the_service_user_only():
+    qmaster = remote(QMASTER)
+    acl = dict(line.split(None, 1) for line in qmaster.check_output(f"qconf -su {ACCESS_LIST}").splitlines())
+    assert acl["type"] == "ACL"
+    assert acl["entries"].strip() == SERVICE_USER
+    queue = dict(line.split(None, 1) for line in qmaster.check_output("qconf -sq all.q").splitlines()
+                 if not line.startswith(" "))
+    assert queue["user_lists"].strip() == ACCESS_LIST
+    assert queue["qtype"].strip() == "BATCH"
+    global_config = [line.split() for line in qmaster.check_output("qconf -sconf global").splitlines()]
+    assert ["user_lists", ACCESS_LIST] in global_config
+
+
+@pytest.mark.parametrize("verify", ["", "-w n", "-w w"], ids=["default", "no-verify", "warn-only"])
+def test_another_local_user_is_refused_and_nothing_is_stored(host, other_user, verify):
+    """Not in the access list: refused at submit whatever the verification level (the global user_lists)."""
+    result = as_user(host, f"qsub {verify} -b y true", user=other_user)
+    assert result.rc != 0
+    assert f"job rejected: {other_user}@{SUBMIT} is not allowed to submit jobs" in result.stderr
+    assert "has been submitted" not in result.stdout
+    assert as_user(host, f"qstat -u {other_user}").stdout.strip() == ""
+
+
+def test_another_local_user_is_refused_through_drmaa(host, other_user):
+    script = """
+import drmaa
+with drmaa.Session() as session:
+    template = session.createJobTemplate()
+    template.remoteCommand = "/bin/true"
+    try:
+        session.runJob(template)
+    except drmaa.errors.DeniedByDrmException as err:
+        print("denied:", err)
+"""
+    result = as_user(host, f"env $(cat {DRMAA_ENV} | grep -v '^#') python3 -c {shlex.quote(script)}",
+                     user=other_user)
+    assert result.rc == 0, result.stderr
+    assert "denied:" in result.stdout and "is not allowed to submit jobs" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["qrsh -q all.q true", "qrsh true", "qlogin -q all.q"])
+def test_no_interactive_session_on_the_wps_queue(host, command):
+    """qtype BATCH: even the service user gets no qrsh/qlogin session on an exec host."""
+    result = as_user(host, f"{command} < /dev/null")
+    assert result.rc != 0
+    assert "no suitable queues" in result.stderr
 
 
 def test_trivial_job_latency_with_default_scheduler(host):
