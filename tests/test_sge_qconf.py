@@ -119,8 +119,10 @@ CHANGES = {
                   lambda s: s["hostgroup"]["@allhosts"]["hostlist"].split()[-1] == "exec4"),
     "exechost": ({"kind": "exechost", "name": "exec4", "attributes": {"complex_values": "h_vmem=2000M"}},
                  lambda s: s["exechost"]["exec4"]["complex_values"] == "h_vmem=2000M"),
-    "new userset": ({"kind": "userset", "name": "ops", "attributes": {"type": "ACL", "entries": ["wps"]}},
-                    lambda s: s["userset"]["ops"] == {"name": "ops", "type": "ACL", "entries": "wps"}),
+    "new userset": ({"kind": "userset", "name": "ops",
+                     "attributes": {"type": "ACL", "fshare": 0, "oticket": 0, "entries": ["wps"]}},
+                    lambda s: s["userset"]["ops"] == {"name": "ops", "type": "ACL", "fshare": "0", "oticket": "0",
+                                                      "entries": "wps"}),
     "userset": ({"kind": "userset", "name": "wps_users", "attributes": {"type": "ACL", "entries": ["wps", "bob"]}},
                 lambda s: s["userset"]["wps_users"]["entries"] == "wps,bob"
                 and s["userset"]["wps_users"]["fshare"] == "0"),
@@ -289,6 +291,15 @@ def test_userset_emptied_and_a_long_one_read_back_across_qconf_line_wrapping(cel
     assert cell.changes() == []
 
 
+def test_a_new_userset_without_every_attribute_fails_with_qconfs_message(cell):
+    """qconf -Au wants the whole list (fshare, oticket too); the module says what qconf said, nothing is made."""
+    result = cell.run(kind="userset", name="ops", attributes={"type": "ACL", "entries": ["wps"]})
+    assert result["failed"] is True
+    assert result["msg"].startswith("qconf -Au")
+    assert 'required attribute "fshare" is missing' in result["msg"]
+    assert "ops" not in cell.state["userset"]
+
+
 def test_userset_is_deleted_with_dul_never_du(cell):
     """qconf -du takes users out of a list; deleting the list itself is -dul."""
     cell.run(kind="userset", name="wps_users", state="absent")
@@ -344,7 +355,8 @@ def test_wrong_arguments_fail_naming_the_argument_before_any_change(cell, params
     [
         ("-Mq", {"kind": "queue", "name": "all.q", "attributes": {"h_rt": "1:0:0"}}),
         ("-Aq", {"kind": "queue", "name": "new.q", "attributes": {}}),
-        ("-Au", {"kind": "userset", "name": "ops", "attributes": {"type": "ACL", "entries": ["wps"]}}),
+        ("-Au", {"kind": "userset", "name": "ops",
+                 "attributes": {"type": "ACL", "fshare": 0, "oticket": 0, "entries": ["wps"]}}),
         ("-Mu", {"kind": "userset", "name": "wps_users", "attributes": {"entries": ["wps"]}}),
         ("-Msconf", {"kind": "sconf", "attributes": {"schedule_interval": "0:0:1"}}),
         ("-dp", {"kind": "pe", "name": "smp", "state": "absent"}),
