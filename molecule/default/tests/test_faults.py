@@ -109,7 +109,11 @@ def watch(locations: list[str], timeout: float = 240) -> dict[str, tuple[str, st
     seen: dict[str, tuple[str, str, float]] = {}
     deadline = time.monotonic() + timeout
     while len(seen) < len(locations):
-        assert time.monotonic() < deadline, f"not final within {timeout} s: {set(locations) - set(seen)}"
+        if time.monotonic() >= deadline:
+            # Say where each late job stands, in its document and in the job table.
+            late = {uuid_of(location): (document_state(location), job_row(uuid_of(location)))
+                    for location in locations if location not in seen}
+            raise AssertionError(f"not final within {timeout} s: {late}")
         for location in locations:
             if location not in seen:
                 state, text = document_state(location)
