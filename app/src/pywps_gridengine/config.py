@@ -181,7 +181,9 @@ class Settings:
         before it is failed anyway (default 15; accounting is flushed late).
     ``submit_timeout``
         A job recorded without an SGE job id for this long is failed: its
-        submission never completed (default 120).
+        submission never completed (default 120). Also how long a job Grid
+        Engine runs may go without its launcher reporting the start before it
+        is failed as lost (its exec host died between dispatch and start).
     ``interval``
         Seconds between reconciler passes in loop mode (default 5: a job Grid Engine
         ended is reported within two passes of its accounting record).

@@ -16,7 +16,7 @@ Grid Engine says                            outcome
 queued / held by user / suspended           untouched
 running, heartbeat fresh                    untouched
 running, launcher heartbeat too old         failed: exec host lost; job deleted (qdel)
-running, launcher never reported the start  after ``heartbeat_timeout`` s: failed as lost; deleted
+running, launcher never reported the start  after ``submit_timeout`` s: failed as lost; deleted
 error state (Eqw)                           failed with Grid Engine's reason; deleted
 finished (accounting record)                failed with the reason read from accounting
 unknown, no accounting yet                  untouched for ``gone_grace`` s, then failed
@@ -185,8 +185,11 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
     ``running_since``: since when the reconciler has seen Grid Engine show the
     job running while its launcher has not yet reported the start. A host lost
     between dispatch and the launcher's first write leaves the job in that
-    state for as long as the qmaster waits for the host, so it gets the same
-    ``heartbeat_timeout`` as a launcher that stopped beating.
+    state for as long as the qmaster waits for the host. A launcher has
+    ``submit_timeout`` to report the start, not the shorter
+    ``heartbeat_timeout``: on a loaded exec host, or waiting for a database it
+    cannot reach yet, a healthy launcher can take tens of seconds to start,
+    and a late verdict on this rare loss costs less than failing a healthy job.
     """
     if info is None:
         if _age(job.created_at, now) >= submit_timeout:
@@ -199,7 +202,7 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
         since = running_since
         if since is not None and db_reachable_since is not None:
             since = max(since, db_reachable_since)
-        if since is not None and _age(since, now) >= heartbeat_timeout:
+        if since is not None and _age(since, now) >= submit_timeout:
             return Decision(True, f"Lost contact with {ref}: Grid Engine has shown it running for "
                                   f"{_age(since, now):.0f} s but its launcher never reported the start "
                                   f"(exec host down, or the launcher could not start).", terminate=True)
