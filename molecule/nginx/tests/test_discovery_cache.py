@@ -10,60 +10,19 @@ sets the max age to 10 s (inventory/group_vars/all/test.yml).
 
 from __future__ import annotations
 
-import base64
-import json
 import shlex
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 
-CERT = "/etc/ssl/pywps/wps.test.crt"
-CURL = f"curl -sS --cacert {CERT} --resolve wps.test:443:127.0.0.1"
-EXEMPT, LIMITED = "127.0.0.1", "127.0.0.5"
+from nginxclient import CURL, EXEMPT, fetch
+
+LIMITED = "127.0.0.5"
 CACHE_DIR = "/var/cache/nginx/pywps-discovery"
 MAX_AGE = 10
 # What the pywps role's handler "Empty the discovery cache" runs (roles/pywps/handlers/main.yml).
 EMPTY_CACHE = (f"find {CACHE_DIR} -xdev -mindepth 1 -type f -regextype posix-extended -regex '.*/[0-9a-f]{{32}}'"
                " -print -delete")
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, list[str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        values = self.headers.get(name.lower())
-        assert values is None or len(values) == 1, (name, values)
-        return values[0] if values else None
-
-    @property
-    def cache(self) -> str | None:
-        return self.header("x-cache-status")
-
-    @property
-    def echo(self) -> dict:
-        """What the stand-in upstream was asked, when it answered."""
-        return json.loads(self.body)
-
-
-def fetch(host, url: str, *args: str, source: str = EXEMPT) -> Reply:
-    """One request with curl on the container, from SOURCE: status, headers and body."""
-    options = " ".join(shlex.quote(a) for a in args)
-    run = host.run(
-        f"d=$(mktemp -d) && {CURL} --interface {source} {options} -D $d/h -o $d/b {shlex.quote(url)}"
-        " && cat $d/h && echo '-----' && base64 -w0 $d/b; rm -rf $d"
-    )
-    assert run.rc == 0, run.stderr
-    head, _, body = run.stdout.partition("\n-----\n")
-    lines = head.strip().splitlines()
-    found: dict[str, list[str]] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        found.setdefault(name.strip().lower(), []).append(value.strip())
-    return Reply(int(lines[0].split()[1]), found, base64.b64decode(body.strip()))
 
 
 def wps(query: str) -> str:

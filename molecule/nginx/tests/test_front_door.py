@@ -10,55 +10,20 @@ clients, all on the loopback of the one container.
 
 from __future__ import annotations
 
-import base64
 import json
 import shlex
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 import pytest
 from lxml import etree
+from nginxclient import CURL, EXEMPT, Reply, fetch
 from owslib.wps import WPSExecution
 
 OWS = "http://www.opengis.net/ows/1.1"
-CERT = "/etc/ssl/pywps/wps.test.crt"
-CURL = f"curl -sS --cacert {CERT} --resolve wps.test:443:127.0.0.1"
-EXEMPT, CLIENT, OTHER, THIRD = "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"
+CLIENT, OTHER, THIRD = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 # The role's defaults, which this scenario keeps (defaults/main.yml).
 WPS_BURST, OUTPUTS_BURST, WPS_CONN, RETRY_AFTER = 20, 100, 3, "5"
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: dict[str, list[str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        values = self.headers.get(name.lower())
-        assert values is None or len(values) == 1, (name, values)
-        return values[0] if values else None
-
-
-def fetch(host, url: str, *args: str, source: str = EXEMPT, before: str = "") -> Reply:
-    """One request with curl on the container, from SOURCE; status, headers and body.
-
-    BEFORE is a shell command run just before it, in the same shell.
-    """
-    options = " ".join(shlex.quote(a) for a in args)
-    run = host.run(
-        f"{before} d=$(mktemp -d) && {CURL} --interface {source} {options} -D $d/h -o $d/b {shlex.quote(url)}"
-        " && cat $d/h && echo '-----' && base64 -w0 $d/b; rm -rf $d"
-    )
-    assert run.rc == 0, run.stderr
-    head, _, body = run.stdout.partition("\n-----\n")
-    lines = head.strip().splitlines()
-    found: dict[str, list[str]] = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        found.setdefault(name.strip().lower(), []).append(value.strip())
-    return Reply(int(lines[0].split()[1]), found, base64.b64decode(body.strip()))
 
 
 def exception_code(reply: Reply) -> str:
