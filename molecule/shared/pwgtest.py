@@ -4,9 +4,11 @@ The verifier puts this directory on PYTHONPATH (.config/molecule/config.yml),
 so a test module does `from pwgtest import remote, poll, ...`.
 """
 
+import json
 import os
 import re
 import shlex
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -96,3 +98,27 @@ def poll(
             return execution, seen
         time.sleep(interval)
     raise AssertionError(f"no such status within {timeout} s: {seen}")
+
+
+def run_playbook(name: str, variables: dict, *options: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """playbooks/NAME.yml on the scenario's inventory with extra VARIABLES (and ansible-playbook
+    OPTIONS): the run and its JSON report (the ansible.posix.json callback)."""
+    playbook = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks", f"{name}.yml")
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.path.dirname(INVENTORY), playbook, *options, "-e", json.dumps(variables)],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
+    )
+    # The JSON report, without what other callbacks (molecule enables a timer) print after it.
+    report, _ = json.JSONDecoder().raw_decode(run.stdout.lstrip())
+    return run, report
+
+
+def failed_tasks(report: dict, host_name: str) -> list[dict]:
+    """The results of the tasks that failed on HOST_NAME, from run_playbook's report."""
+    return [
+        task["hosts"][host_name]
+        for play in report["plays"]
+        for task in play["tasks"]
+        if task["hosts"].get(host_name, {}).get("failed")
+    ]

@@ -5,17 +5,15 @@ anything. Runs after test_postgresql.py (files run in name order): the restore
 test drops and recreates the service's database."""
 
 import json
-import os
 import pathlib
 import re
 import shlex
-import subprocess
 import time
 import uuid
 
 import pytest
 import yaml
-from pwgtest import INVENTORY, spec
+from pwgtest import failed_tasks, run_playbook, spec
 
 VALUES = yaml.safe_load(
     (pathlib.Path(__file__).parent.parent / "inventory" / "group_vars" / "all" / "test.yml").read_text()
@@ -205,23 +203,11 @@ def test_sandbox_exposure_is_low(host):
 def test_bad_backup_settings_stop_the_role_before_it_changes_anything(host, variables, named):
     unit = f"/etc/systemd/system/{UNIT}"
     before = host.file(unit).sha256sum
-    playbook = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks", "db.yml")
-    run = subprocess.run(
-        ["ansible-playbook", "-i", os.path.dirname(INVENTORY), playbook, "-e", json.dumps(variables)],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
-    )
+    run, report = run_playbook("db", variables)
     assert run.returncode != 0, run.stdout + run.stderr
-    # The JSON report, without what other callbacks (molecule enables a timer) print after it.
-    report, _ = json.JSONDecoder().raw_decode(run.stdout.lstrip())
     assert report["stats"]["pg-db"]["failures"] == 1
     assert report["stats"]["pg-db"]["changed"] == 0
-    failures = [
-        task["hosts"]["pg-db"]
-        for play in report["plays"]
-        for task in play["tasks"]
-        if task["hosts"].get("pg-db", {}).get("failed")
-    ]
+    failures = failed_tasks(report, "pg-db")
     assert len(failures) == 1
     message = json.dumps(failures[0])
     assert f"{named} (" in message, message

@@ -5,14 +5,12 @@ it (the other tests of the scenario exercise gunicorn in it). Bad limits stop
 the role before it changes anything."""
 
 import json
-import os
 import re
 import shlex
-import subprocess
 import uuid
 
 import pytest
-from pwgtest import INVENTORY, SHARED
+from pwgtest import SHARED, failed_tasks, run_playbook
 
 OUTPUTS, WORKDIR, LOGS = f"{SHARED}/outputs", f"{SHARED}/workdir", f"{SHARED}/log"
 DATABASE_DIR = "/var/lib/pywps"  # the scenario's SQLite database
@@ -155,23 +153,11 @@ def test_the_reconciler_writes_status_documents_inside_its_sandbox(host):
 def test_bad_limits_stop_the_role_before_it_changes_anything(host, variables, named):
     unit = "/etc/systemd/system/pywps.service"
     before = host.file(unit).sha256sum
-    playbook = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks", "web.yml")
-    run = subprocess.run(
-        ["ansible-playbook", "-i", os.path.dirname(INVENTORY), playbook, "-e", json.dumps(variables)],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
-    )
+    run, report = run_playbook("web", variables)
     assert run.returncode != 0, run.stdout + run.stderr
-    # The JSON report, without what other callbacks (molecule enables a timer) print after it.
-    report, _ = json.JSONDecoder().raw_decode(run.stdout.lstrip())
     assert report["stats"]["pw-web"]["failures"] == 1
     assert report["stats"]["pw-web"]["changed"] == 0
-    failures = [
-        task["hosts"]["pw-web"]
-        for play in report["plays"]
-        for task in play["tasks"]
-        if task["hosts"].get("pw-web", {}).get("failed")
-    ]
+    failures = failed_tasks(report, "pw-web")
     assert len(failures) == 1
     message = json.dumps(failures[0])
     assert f"{named} (" in message, message

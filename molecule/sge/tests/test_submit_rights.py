@@ -9,11 +9,10 @@ added it in memory only), so it must come after test_shrink.py has retired
 sge-exec3 - a converge before would disable the host under that test."""
 
 import json
-import os
 import subprocess
 
 import pytest
-from pwgtest import INVENTORY, SERVICE_USER, accounting, as_user, remote
+from pwgtest import SERVICE_USER, accounting, as_user, failed_tasks, remote, run_playbook
 
 QMASTER = "sge-qmaster"
 SUBMIT = "sge-submit"
@@ -26,16 +25,7 @@ testinfra_hosts = [SUBMIT]
 
 def converge_qmaster(variables: dict) -> tuple[subprocess.CompletedProcess, dict]:
     """playbooks/sge.yml's qmaster tier with extra variables; the run and its JSON report."""
-    playbook = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks", "sge.yml")
-    run = subprocess.run(
-        ["ansible-playbook", "-i", os.path.dirname(INVENTORY), playbook, "--tags", "sge_qmaster",
-         "-e", json.dumps(variables)],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"},
-    )
-    # The JSON report, without what other callbacks (molecule enables a timer) print after it.
-    report, _ = json.JSONDecoder().raw_decode(run.stdout.lstrip())
-    return run, report
+    return run_playbook("sge", variables, "--tags", "sge_qmaster")
 
 
 def submit_hosts() -> list[str]:
@@ -108,12 +98,7 @@ def test_bad_access_settings_stop_the_role_before_it_changes_anything(variables,
     assert run.returncode != 0, run.stdout[-3000:] + run.stderr
     assert report["stats"][QMASTER]["failures"] == 1
     assert report["stats"][QMASTER]["changed"] == 0
-    failures = [
-        task["hosts"][QMASTER]
-        for play in report["plays"]
-        for task in play["tasks"]
-        if task["hosts"].get(QMASTER, {}).get("failed")
-    ]
+    failures = failed_tasks(report, QMASTER)
     assert len(failures) == 1
     message = json.dumps(failures[0])
     assert named in message, message
