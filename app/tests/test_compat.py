@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pathlib
 import re
 
@@ -64,3 +65,55 @@ def test_pywps_cfg_is_set_in_one_place():
     writers = [path.name for path in sorted(src.rglob("*.py"))
                if re.search(r"os\.environ\[\"PYWPS_CFG\"\]\s*=", path.read_text())]
     assert writers == ["config.py"]
+
+
+# -- the reason of a job that ran out of memory (memory_limit_reason) ------------------------------
+
+_OUT_OF_MEMORY = """\
+import resource, sys
+from pywps_gridengine.compat import memory_limit_reason, peak_virtual_memory
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # what sge_execd does for h_vmem
+try:
+    block = bytearray(2 * limit)
+except MemoryError:
+    print(peak_virtual_memory())
+    print(memory_limit_reason())
+else:
+    print("allocated past the limit")
+"""
+
+
+def test_out_of_memory_reason_names_the_limit_and_the_peak():
+    """A real MemoryError under a real address space limit, in a child process of its own."""
+    import subprocess
+    import sys
+
+    limit = 1536 * 2**20
+    proc = subprocess.run([sys.executable, "-c", _OUT_OF_MEMORY, str(limit)], capture_output=True, text=True,
+                          timeout=120, check=False, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    peak_line, reason = proc.stdout.splitlines()
+    peak = int(peak_line)
+    assert 0 < peak <= limit  # the failed allocation was never granted
+    assert reason == (f"The job ran out of memory: it reached its memory limit h_vmem=1536M "
+                      f"(peak virtual memory {peak / 2**20:.0f}M).")
+
+
+def test_out_of_memory_reason_without_proc_names_the_limit_only(tmp_path):
+    """Where /proc/self/status cannot be read (not mounted, not Linux), the limit alone, no error."""
+    import resource
+
+    limit, _ = resource.getrlimit(resource.RLIMIT_AS)
+    for unreadable in (tmp_path / "missing", tmp_path):  # absent; a directory (open fails with OSError)
+        assert compat.peak_virtual_memory(str(unreadable)) is None
+        reason = compat.memory_limit_reason(str(unreadable))
+        assert "peak" not in reason
+        assert reason.startswith("The job ran out of memory")
+    status = tmp_path / "status"
+    status.write_text("Name:\tpython3\nVmPeak:\t  327680 kB\nVmSize:\t  300000 kB\n")
+    assert compat.peak_virtual_memory(str(status)) == 327680 * 1024
+    if limit == resource.RLIM_INFINITY:
+        assert compat.memory_limit_reason(str(status)) == "The job ran out of memory (peak virtual memory 320M)."
+    status.write_text("Name:\tpython3\nVmSize:\t  300000 kB\n")  # a kernel without VmPeak
+    assert compat.peak_virtual_memory(str(status)) is None

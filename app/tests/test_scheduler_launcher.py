@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -319,7 +320,8 @@ def test_job_past_its_memory_limit_says_so(cluster, tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = env.status_doc(uuid)
     assert status_of(doc) == "ProcessFailed"
-    assert "ran out of memory: it reached its memory limit h_vmem=2G" in status_text(doc)
+    assert "ran out of memory: it reached its memory limit h_vmem=2G (peak virtual memory " in status_text(doc)
+    assert re.search(r"\(peak virtual memory \d+M\)\.", status_text(doc)), status_text(doc)
     assert JobStore.for_config(env.config).get(uuid).state == "failed"
 
 

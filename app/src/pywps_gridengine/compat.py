@@ -395,13 +395,47 @@ def restore_job(dump_path: str, config: Any) -> tuple[Any, Any, GridEngineExecut
     return process, wps_request, wps_response
 
 
-def memory_limit_reason() -> str:
-    """What to tell the client when a job ran out of memory, naming its limit where it has one."""
+def _mebibytes(size: int) -> str:
+    """A byte count as Grid Engine writes memory figures: whole gibibytes as ``2G``, else ``512M``."""
+    return f"{size / 2**30:g}G" if size % 2**30 == 0 else f"{size / 2**20:.0f}M"
+
+
+def peak_virtual_memory(status_file: str = "/proc/self/status") -> int | None:
+    """This process's peak virtual memory in bytes (``VmPeak``), or None where it cannot be read.
+
+    Grid Engine enforces ``h_vmem`` as the address space limit (RLIMIT_AS) of
+    the job's processes, so the peak of the launcher's own address space is
+    the figure to set beside the limit: the per-process analogue of the
+    ``maxvmem`` accounting reports for the whole job, and known at once, when
+    the job itself reports its failure (accounting only once the job has ended).
+    ``VmPeak`` is Linux's (proc(5)); another system, or a /proc that is not
+    mounted or not readable, gives None and the reason names the limit only.
+    """
+    try:
+        with open(status_file, encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                name, _, value = line.partition(":")
+                if name == "VmPeak":
+                    number, _, unit = value.strip().partition(" ")
+                    return int(number) * 1024 if unit.strip().lower() == "kb" and number.isdigit() else None
+    except OSError:
+        return None
+    return None
+
+
+def memory_limit_reason(status_file: str = "/proc/self/status") -> str:
+    """What to tell the client when a job ran out of memory, naming its limit and its peak where known.
+
+    The peak is the address space the process reached before the allocation
+    that failed (which would have taken it past the limit, so it was never
+    granted): below the limit, by the size of that allocation.
+    """
     limit, _ = resource.getrlimit(resource.RLIMIT_AS)  # what Grid Engine's h_vmem sets
+    peak = peak_virtual_memory(status_file)
+    peak_text = f" (peak virtual memory {_mebibytes(peak)})" if peak else ""
     if limit == resource.RLIM_INFINITY:
-        return "The job ran out of memory."
-    size = f"{limit / 2**30:g}G" if limit % 2**30 == 0 else f"{limit / 2**20:.0f}M"
-    return f"The job ran out of memory: it reached its memory limit h_vmem={size}."
+        return f"The job ran out of memory{peak_text}."
+    return f"The job ran out of memory: it reached its memory limit h_vmem={_mebibytes(limit)}{peak_text}."
 
 
 def run_process(process: Any, wps_request: Any, wps_response: Any) -> Any:
@@ -418,7 +452,7 @@ def run_process(process: Any, wps_request: Any, wps_response: Any) -> Any:
         try:
             return handler(request, response)
         except MemoryError:
-            raise ProcessError(memory_limit_reason()) from None
+            raise ProcessError(memory_limit_reason(), allowed_chars=_REASON_CHARS) from None
         except (ReferenceRefused, ReferenceTooLarge) as e:  # a reference refused when the job fetched it
             raise ProcessError(e.description, allowed_chars=_REASON_CHARS) from None
 

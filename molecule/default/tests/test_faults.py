@@ -18,6 +18,7 @@ import csv
 import datetime
 import os
 import pathlib
+import re
 import shlex
 import subprocess
 import threading
@@ -218,7 +219,8 @@ def ended() -> dict[str, Ended]:
     outcomes = watch([job.location for job in jobs.values()])
     for name, job in jobs.items():
         job.state, job.text, job.seen_at = outcomes[job.location]
-        job.sge = ids.get(name, "")
+        # The h_vmem job fails before it is seen started: its id is read from its job row.
+        job.sge = ids.get(name) or job_row(uuid_of(job.location))["sge_job_id"]
     return jobs
 
 
@@ -253,11 +255,17 @@ def test_job_over_its_run_time_limit(ended):
 def test_job_over_its_memory_limit(ended):
     job = ended["h_vmem"]
     assert job.state == "ProcessFailed", job.text
+    # The limit and the peak the launcher reached (VmPeak: h_vmem is the address space limit).
     assert "ran out of memory: it reached its memory limit h_vmem=512M" in job.text
+    peak = re.search(r"\(peak virtual memory (\d+)M\)", job.text)
+    assert peak and 0 < int(peak.group(1)) <= 512, job.text
     row = job_row(uuid_of(job.location))
-    assert row["state"] == "failed" and row["exec_host"] in EXEC_HOSTS, row
-    report("job over h_vmem (512M), from submission", "reported by the job itself", job.seen_at - job.struck,
-           job.state, job.text)
+    assert row["state"] == "failed" and row["exec_host"] in EXEC_HOSTS and row["sge_job_id"] == job.sge, row
+    # The job reports its own failure, so it is seen before Grid Engine ends the job (a negative
+    # time): at most 30 s from that end either way (accounting's end_time has whole seconds).
+    took = job.after_grid_engine_knew()
+    assert abs(took) <= 30, took
+    report("job over h_vmem (512M)", "30 s from Grid Engine's end of the job", took, job.state, job.text)
 
 
 def test_launcher_killed_with_sigkill(ended):
