@@ -148,6 +148,8 @@ def test_the_reconciler_writes_status_documents_inside_its_sandbox(host):
         ({"pywps_memory_max": "2X"}, "pywps_memory_max"),
         ({"pywps_memory_max": "150%"}, "pywps_memory_max"),
         ({"pywps_tasks_max": "0"}, "pywps_tasks_max"),
+        ({"pywps_sync_max_runtime": 300, "pywps_gunicorn_timeout": 300}, "pywps_sync_max_runtime"),
+        ({"pywps_sync_max_runtime": 0}, "pywps_sync_max_runtime"),
     ],
 )
 def test_bad_limits_stop_the_role_before_it_changes_anything(host, variables, named):
