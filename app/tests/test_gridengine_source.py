@@ -68,12 +68,48 @@ def qacct_script(tmp_path, records: dict[str, str], broken: bool = False, no_fil
     return str(script)
 
 
+# -- qstat -j of a job in error state (written for these tests in SGE 8.1's layout) ------------------
+
+QSTAT_EQW = """\
+==============================================================
+job_number:                 4
+exec_file:                  job_scripts/4
+submission_time:            07/01/2026 11:59:58.123
+owner:                      wps
+uid:                        1000
+group:                      wps
+sge_o_workdir:              /srv/wps/workdir/pywps_process_abc
+cwd:                        /nonexistent
+hard resource_list:         h_rt=30,h_vmem=512M
+job_name:                   wps-sleep-1a2b3c4d
+jobshare:                   0
+error reason    1:          07/01/2026 12:00:00 [1000:1234]: error: can't chdir to /nonexistent: No such file or \
+directory
+scheduling info:            (Collecting of scheduler job information is turned off)
+"""
+
+
+def qstat_script(tmp_path, jobs: dict[str, str], sleep: float = 0) -> str:
+    """A stand-in qstat: ``qstat -j N`` prints the text given for N, else says the job does not exist."""
+    script = tmp_path / "qstat"
+    lines = ["#!/bin/sh"]
+    if sleep:
+        lines.append(f"sleep {sleep}")
+    for job_id, text in jobs.items():
+        lines.append(f'if [ "$1" = "-j" ] && [ "$2" = "{job_id}" ]; then cat <<"EOF"\n{text}EOF\nexit 0; fi')
+    lines.append('echo "Following jobs do not exist or permissions are not sufficient: " >&2; echo "$2" >&2; exit 1')
+    script.write_text("\n".join(lines) + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
 @pytest.fixture
 def source(monkeypatch, tmp_path):
     states = {"1": "queued_active", "2": "running", "3": "user_on_hold", "4": "system_on_hold",
               "5": "user_suspended", "6": "undetermined"}
     monkeypatch.setitem(sys.modules, "drmaa", fake_drmaa(states))
-    return GridEngineStateSource(qacct=qacct_script(tmp_path, {"7": QACCT_DELETED}))
+    return GridEngineStateSource(qacct=qacct_script(tmp_path, {"7": QACCT_DELETED}),
+                                 qstat=qstat_script(tmp_path, {"4": QSTAT_EQW}))
 
 
 @pytest.mark.parametrize(("job_id", "state"), [
@@ -153,3 +189,92 @@ def test_finished_job_deleted_with_qdel_names_the_deleter(monkeypatch, tmp_path)
     source = GridEngineStateSource(qacct=qacct_script(tmp_path, {"18": record}), reporting_file=str(reporting))
     info = source.job_info("18")
     assert (info.state, info.deleted_by, info.exit_status) == (SgeState.FINISHED, "wps@web1", 137)
+
+
+# -- Grid Engine's reason for an error state (qstat -j) ---------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    (QSTAT_EQW, "can't chdir to /nonexistent: No such file or directory"),
+    # no error reason line at all (a job held by the system for another reason)
+    (QSTAT_EQW.replace("error reason", "reason_other"), None),
+    ("", None),
+    # odd spacing, no "error:" word, the credentials some releases append
+    ('error reason          1:      08/19/2024 14:10:31 [1730373583:9092]: can\'t stat() "/grid_test" as '
+     'stdout_path: Permission denied KRB5CCNAME=none uid=1000 gid=1000 101 600\n',
+     'can\'t stat() "/grid_test" as stdout_path: Permission denied'),
+    ("error reason 1: 07/01/2026 12:00:00 [1000:1234]:   error:   can't open /dev/null as dummy input file.  \n",
+     "can't open /dev/null as dummy input file"),
+    # several tasks: the same reason once, different ones joined
+    ("error reason    2:   04/26/2026 11:19:28 [1002:22648]: error: can't chdir to /home/x\n"
+     "error reason    4:   04/26/2026 11:19:28 [1002:22651]: error: can't chdir to /home/x\n"
+     "error reason    6:   04/26/2026 11:19:43 [1002:22674]: error: can't open output file \"/o\": Permission denied\n",
+     "can't chdir to /home/x; can't open output file \"/o\": Permission denied"),
+    # a message without time and process, and control characters in it
+    ("error reason    1:   error: can't chdir to /a\x1b[31mb\tc\n", "can't chdir to /a [31mb c"),
+])
+def test_error_state_reason_from_qstat(text, reason):
+    from pywps_gridengine.reconciler import error_state_reason
+
+    assert error_state_reason(text) == reason
+
+
+def test_error_state_reason_is_bounded():
+    from pywps_gridengine.reconciler import ERROR_REASON_LENGTH, error_state_reason
+
+    text = "".join(f"error reason {n}: 07/01/2026 12:00:00 [1:2]: error: can't chdir to /dir{n:04d}/{'x' * 40}\n"
+                   for n in range(50))
+    reason = error_state_reason(text)
+    assert len(reason) == ERROR_REASON_LENGTH and reason.endswith("...")
+
+
+def test_error_state_job_carries_grid_engines_reason(source):
+    info = source.job_info("4")
+    assert (info.state, info.reason) == (SgeState.ERROR, "can't chdir to /nonexistent: No such file or directory")
+
+
+def test_error_state_reason_as_the_client_reads_it(source):
+    import datetime as dt
+
+    from pywps_gridengine.jobs import JobRecord
+    from pywps_gridengine.reconciler import decide
+
+    now = dt.datetime(2026, 7, 1, 12, 0, 5)
+    job = JobRecord(uuid="u", identifier="sleep", state="accepted", sge_job_id="4", job_name=None,
+                    native_specification=None, workdir=None, exec_host=None, message=None, created_at=now,
+                    submitted_at=now, started_at=None, heartbeat_at=None, gone_since=None, finished_at=None,
+                    updated_at=now)
+    decision = decide(job, source.job_info("4"), now, heartbeat_timeout=30, gone_grace=15, submit_timeout=120)
+    assert decision.fail and decision.terminate
+    assert decision.reason == ("Grid Engine could not start the job (Grid Engine job 4, error state): "
+                               "can't chdir to /nonexistent: No such file or directory.")
+
+
+@pytest.mark.parametrize("drmaa_state", ["system_on_hold", "failed"])
+def test_error_state_without_a_reason_says_where_to_look(monkeypatch, tmp_path, drmaa_state):
+    """qstat answers without an error reason (or not at all): the job is still failed, with a pointer."""
+    monkeypatch.setitem(sys.modules, "drmaa", fake_drmaa({"9": drmaa_state}))
+    source = GridEngineStateSource(qacct=qacct_script(tmp_path, {}), qstat=qstat_script(tmp_path, {}))
+    info = source.job_info("9")
+    assert info.state == SgeState.ERROR
+    assert info.reason == ("it is held by the system; see qstat -j 9" if drmaa_state == "system_on_hold"
+                           else "DRMAA reports it failed")
+
+
+def test_a_hung_qstat_does_not_stall_the_pass(monkeypatch, tmp_path):
+    import time
+
+    monkeypatch.setitem(sys.modules, "drmaa", fake_drmaa({"4": "system_on_hold"}))
+    source = GridEngineStateSource(qacct=qacct_script(tmp_path, {}),
+                                   qstat=qstat_script(tmp_path, {"4": QSTAT_EQW}, sleep=30))
+    source.QSTAT_TIMEOUT = 0.5
+    began = time.monotonic()
+    info = source.job_info("4")
+    assert time.monotonic() - began < 5
+    assert (info.state, info.reason) == (SgeState.ERROR, "it is held by the system; see qstat -j 4")
+
+
+def test_a_missing_qstat_leaves_the_reason_out(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "drmaa", fake_drmaa({"4": "failed"}))
+    source = GridEngineStateSource(qacct=qacct_script(tmp_path, {}), qstat=str(tmp_path / "no-qstat"))
+    assert source.job_info("4").reason == "DRMAA reports it failed"

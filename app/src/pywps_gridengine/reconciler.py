@@ -17,7 +17,7 @@ queued / held by user / suspended           untouched
 running, heartbeat fresh                    untouched
 running, launcher heartbeat too old         failed: exec host lost; job deleted (qdel)
 running, launcher never reported the start  after ``submit_timeout`` s: failed as lost; deleted
-error state (Eqw)                           failed with Grid Engine's reason; deleted
+error state (Eqw)                           failed with Grid Engine's reason (qstat -j); deleted
 finished (accounting record)                failed with the reason read from accounting
 unknown, no accounting yet                  untouched for ``gone_grace`` s, then failed
 no SGE job id after ``submit_timeout`` s    failed: submission never completed
@@ -217,8 +217,9 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
                                   f"{_age(last, now):.0f} s (host down or launcher hung).", terminate=True)
         return KEEP
     if info.state == SgeState.ERROR:
-        text = f": {info.reason}" if info.reason else ""
-        return Decision(True, f"{ref} is in error state and will not run{text}.", terminate=True)
+        # Grid Engine's own reason (qstat -j, :func:`error_state_reason`), else where to look for it.
+        why = (info.reason or f"it is in error state; see qstat -j {job.sge_job_id}").rstrip(". ")
+        return Decision(True, f"Grid Engine could not start the job ({ref}, error state): {why}.", terminate=True)
     if info.state == SgeState.FINISHED:
         return Decision(True, finished_reason(info, job), usage=info.usage())
     # UNKNOWN: deleted while queued, or accounting not written yet.
@@ -473,6 +474,48 @@ def deleted_by(reporting_file: str, sge_job_id: str, tail: int = REPORTING_TAIL)
     return None
 
 
+# Why Grid Engine put a job in error state (Eqw): ``qstat -j N`` prints one line per task,
+#   error reason    1:      07/01/2026 12:00:00 [1000:1234]: error: can't chdir to /x: No such file or directory
+# (task number, time, [uid:pid] of the execd's shepherd, then the message; some releases leave out
+# "error:" and append the job's credentials, " KRB5CCNAME=none uid=... gid=..."). No library reads
+# qstat's text output; its -xml form carries the same message, but a regular expression over one
+# kind of line is smaller than walking that schema, and the text form is what operators compare with.
+_ERROR_REASON = re.compile(r"^\s*error[ _]reason\s*(?:\d+\s*:)?\s*(?P<text>.*)$", re.IGNORECASE)
+_REASON_STAMP = re.compile(r"^\d{1,2}/\d{1,2}/\d{2,4}\s+\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\s*")
+_REASON_PROCESS = re.compile(r"^\[[^\]]*\]:?\s*")
+_REASON_CREDENTIALS = re.compile(r"\s+KRB5CCNAME=.*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+ERROR_REASON_LENGTH = 300
+
+
+def error_state_reason(qstat_text: str) -> str | None:
+    """Grid Engine's reason for a job's error state, from ``qstat -j N``; None when it gives none.
+
+    The time and the shepherd's ``[uid:pid]`` are dropped, as are the word
+    "error:" and appended credentials: what stays is what went wrong
+    ("can't chdir to /x: No such file or directory"). Several tasks failing
+    alike give it once; different reasons are joined with "; ". Control
+    characters are removed and the result is at most ``ERROR_REASON_LENGTH``
+    characters, as it goes into a status document.
+    """
+    reasons: list[str] = []
+    for line in qstat_text.splitlines():
+        match = _ERROR_REASON.match(line)
+        if not match:
+            continue
+        text = _CONTROL.sub(" ", match.group("text"))
+        text = _REASON_PROCESS.sub("", _REASON_STAMP.sub("", text.strip()))
+        text = _REASON_CREDENTIALS.sub("", text)
+        text = re.sub(r"^error:\s*", "", text, flags=re.IGNORECASE)
+        text = " ".join(text.split()).rstrip(". ")
+        if text and text not in reasons:
+            reasons.append(text)
+    if not reasons:
+        return None
+    joined = "; ".join(reasons)
+    return joined if len(joined) <= ERROR_REASON_LENGTH else joined[:ERROR_REASON_LENGTH - 3].rstrip() + "..."
+
+
 class GridEngineStateSource:
     """DRMAA ``jobStatus`` for jobs Grid Engine still holds, ``qacct -j`` for finished ones.
 
@@ -481,13 +524,18 @@ class GridEngineStateSource:
     the accounting file (``qacct``), which the qmaster writes with a delay.
     """
 
-    def __init__(self, qacct: str = "qacct", accounting_file: str = "", reporting_file: str = "") -> None:
+    #: Seconds a ``qstat -j`` may take (a qmaster that does not answer must not stall the pass).
+    QSTAT_TIMEOUT = 15.0
+
+    def __init__(self, qacct: str = "qacct", accounting_file: str = "", reporting_file: str = "",
+                 qstat: str = "qstat") -> None:
         import drmaa  # loads libdrmaa
 
         self._drmaa = drmaa
         self._session = drmaa.Session()
         self._session.initialize()
         self._qacct = qacct
+        self._qstat = qstat
         self._accounting_file = accounting_file
         self._reporting_file = reporting_file
         self._warned_no_accounting = False
@@ -507,15 +555,18 @@ class GridEngineStateSource:
         if status in (states.USER_ON_HOLD,):
             return JobInfo(SgeState.HELD)
         if status in (states.SYSTEM_ON_HOLD, states.USER_SYSTEM_ON_HOLD):
-            return JobInfo(SgeState.ERROR, reason=f"held by the system, see qstat -j {sge_job_id}")
+            return JobInfo(SgeState.ERROR, reason=self._error_reason(sge_job_id)
+                           or f"it is held by the system; see qstat -j {sge_job_id}")
         if status == states.RUNNING:
             return JobInfo(SgeState.RUNNING)
         if status in (states.SYSTEM_SUSPENDED, states.USER_SUSPENDED, states.USER_SYSTEM_SUSPENDED):
             return JobInfo(SgeState.SUSPENDED)
         if status == states.FAILED:
             fields = self._accounting(sge_job_id)
-            return self._finished(sge_job_id, fields) if fields else JobInfo(SgeState.ERROR,
-                                                                             reason="DRMAA reports it failed")
+            if fields:
+                return self._finished(sge_job_id, fields)
+            # Eqw: DRMAA reports a pending job in error state as failed (sge_status(5)).
+            return JobInfo(SgeState.ERROR, reason=self._error_reason(sge_job_id) or "DRMAA reports it failed")
         fields = self._accounting(sge_job_id)
         return self._finished(sge_job_id, fields) if fields else JobInfo(SgeState.UNKNOWN)
 
@@ -526,6 +577,24 @@ class GridEngineStateSource:
             if who:
                 info = dataclasses.replace(info, deleted_by=who)
         return info
+
+    def _error_reason(self, sge_job_id: str) -> str | None:
+        """Grid Engine's reason for the job's error state (``qstat -j``); None when it cannot be had.
+
+        Bounded by :attr:`QSTAT_TIMEOUT`; a qstat that fails or does not answer
+        leaves the reason out (the job is failed all the same: DRMAA said error
+        state), it does not stop the pass.
+        """
+        try:
+            proc = subprocess.run([self._qstat, "-j", str(sge_job_id)], capture_output=True, text=True,
+                                  errors="replace", timeout=self.QSTAT_TIMEOUT, check=False)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            LOGGER.warning("qstat -j %s gave no error reason: %s", sge_job_id, e)
+            return None
+        if proc.returncode != 0:
+            LOGGER.warning("qstat -j %s failed (%d): %s", sge_job_id, proc.returncode, proc.stderr.strip()[:200])
+            return None
+        return error_state_reason(proc.stdout)
 
     def _accounting(self, sge_job_id: str) -> dict[str, str]:
         """The job's accounting record; ``{}`` when there is none to read.
