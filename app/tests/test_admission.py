@@ -152,6 +152,32 @@ def test_execute_with_the_database_refusing_connections(make_env, mode, asynchro
     nothing_left(env)
 
 
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_execute_when_the_database_stops_answering_after_admission(make_env, monkeypatch, asynchronous):
+    """The database answers admission and the request row, then fails PyWPS's own query (its
+    maxparallel count): a 503 ServerBusy as when it is down from the start, not a 500, nothing left."""
+    from pywps import dblog
+
+    env = make_env(mode="default", extra="[gridengine]\nretry_after = 45\n")
+    client = app_client(env.config)
+    count = dblog.get_process_counts
+
+    def table_gone() -> tuple[int, int]:
+        # The database really fails the query: the table PyWPS counts in is gone (as with a server
+        # that went away, SQLAlchemy raises an OperationalError from the driver).
+        with sa.create_engine(f"sqlite:///{env.root}/wps.sqlite").begin() as conn:
+            conn.execute(sa.text("DROP TABLE pywps_requests"))
+        return count()
+
+    monkeypatch.setattr(dblog, "get_process_counts", table_gone)
+    started = time.monotonic()
+    resp = client.get("/wps", query_string=execute_query(asynchronous=asynchronous))
+    assert_busy(resp, started, f"database gone after admission ({'async' if asynchronous else 'sync'})")
+    assert resp.headers["Retry-After"] == "45"
+    assert "job database does not answer" in exception_of(resp)[1]
+    nothing_left(env)
+
+
 def test_execute_with_a_database_host_that_does_not_answer(make_env, silent_listener):
     """libpq's connect_timeout, added to the URL, bounds the wait; without it this would hang for minutes."""
     env = make_env(mode="scheduler")  # the default db_connect_timeout, 3 s

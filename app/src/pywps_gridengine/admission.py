@@ -99,6 +99,12 @@ def unavailable(settings: AdmissionSettings, what: str) -> ServerBusy:
                       settings.retry_after)
 
 
+def current_settings() -> AdmissionSettings:
+    """The admission settings of the request being served (the defaults outside the middleware)."""
+    request = compat.CURRENT_REQUEST.get()
+    return request.door.settings if request is not None else AdmissionSettings()
+
+
 DATABASE_DOWN = "its job database does not answer"
 SHARED_TREE_DOWN = "its shared storage does not answer"
 SCHEDULER_DOWN = "the batch system does not accept jobs"

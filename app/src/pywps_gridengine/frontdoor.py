@@ -56,6 +56,7 @@ from pywps.inout.inputs import ComplexInput, LiteralInput
 from pywps.inout.literaltypes import AnyValue, NoValue, ValuesReference, convert
 from pywps.inout.outputs import ComplexOutput, LiteralOutput
 from pywps.validator.allowed_value import ALLOWEDVALUETYPE, RANGECLOSURETYPE
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -143,6 +144,18 @@ def exception_report(code: str, text: str, locator: str | None = None) -> bytes:
     report = ows.ExceptionReport(exception, version="1.0.0")
     report.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
     return etree.tostring(report, xml_declaration=True, encoding="UTF-8")
+
+
+def database_fault(error: BaseException) -> bool:
+    """Whether ``error`` is, or was raised while handling, an error of the database (SQLAlchemy's)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, SQLAlchemyError):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def from_exception(error: BaseException, client: bool) -> Refusal:
@@ -305,6 +318,14 @@ class FrontDoorService(CheckedService):
     def report(self, error: BaseException, client: bool) -> Any:
         if isinstance(error, HTTPException) and not type(error).__module__.startswith(("pywps.", "werkzeug.")):
             return error  # the app's own answers (admission's 503 ServerBusy with its Retry-After) stand as they are
+        if not client and database_fault(error):
+            # The database went away while the request ran (after admission found it answering):
+            # PyWPS's own queries (its maxparallel count, its status updates) raise it unhandled.
+            # The client is told to retry, as when admission finds it down.
+            from . import admission
+
+            LOGGER.warning("request refused, the database stopped answering: %s", str(error).splitlines()[0])
+            return admission.unavailable(admission.current_settings(), admission.DATABASE_DOWN)
         return from_exception(error, client).response()
 
     def log_request(self, request_uuid: uuid.UUID, wps_request: Any) -> None:
