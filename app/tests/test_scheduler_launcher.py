@@ -170,6 +170,53 @@ def test_submission_failure_is_a_503_and_leaves_no_job(cluster, monkeypatch):
     assert JobStore.for_config(env.config).all() == []
 
 
+def test_refused_submission_tells_the_client_why_and_nothing_secret(cluster, monkeypatch):
+    """The cause is in the 503's ExceptionText, shortened and cleaned; the whole of it only in the log."""
+    env, client, _ = cluster
+    cause = ("code 2: failed receiving gdi request response for mid=1 (got syncron message receive timeout error)"
+             " via postgresql+psycopg2://wps:s3cret@db.example.org:5432/wps, password=s3cret wps:s3cret@db\x07\n"
+             'Traceback (most recent call last):\n  File "/opt/wps/venv/lib/python3/drmaa/session.py"')
+    monkeypatch.setattr(GridEngineScheduler, "submitter", RecordingSubmitter(error=RuntimeError(cause)))
+    resp = client.get("/wps", query_string={"service": "WPS", "request": "Execute", "version": "1.0.0",
+                                            "identifier": "sleep", "datainputs": "delay=0",
+                                            "storeExecuteResponse": "true", "status": "true"})
+    assert resp.status_code == 503, resp.data
+    assert resp.headers["Retry-After"] == "30"
+    exception = xml(resp.data).find("ows:Exception", NS)
+    assert exception.get("exceptionCode") == "ServerBusy"
+    text = exception.find("ows:ExceptionText", NS).text
+    assert text.startswith("The service cannot accept jobs at the moment: the batch system does not accept jobs "
+                           "(RuntimeError: code 2: failed receiving gdi request response for mid=1"), text
+    assert text.endswith("Try again later."), text
+    for secret in ("s3cret", "postgresql", "Traceback", "/opt/wps", "\x07"):
+        assert secret not in text, (secret, text)
+    assert JobStore.for_config(env.config).all() == []
+
+
+@pytest.mark.parametrize(("error", "cause"), [
+    (RuntimeError("code 17: error: no suitable queues"), "RuntimeError: code 17: error: no suitable queues"),
+    (OSError(28, "No space left on device", "/srv/wps/workdir/pywps_process_x/job_1.dump"),
+     "OSError: No space left on device: job_1.dump"),
+    (RuntimeError("cannot read /var/lib/gridengine/default/common/act_qmaster: gone"),
+     "RuntimeError: cannot read .../act_qmaster: gone"),
+    (RuntimeError("token=abc123 secret: xyz PASSWORD = hunter2 ok"),
+     "RuntimeError: token=*** secret: *** PASSWORD = *** ok"),
+    (RuntimeError("\n\n  bell\x07 and\x1b[0m escape\nsecond line"), "RuntimeError: bell and [0m escape"),
+    (RuntimeError(""), "RuntimeError"),
+])
+def test_client_cause_is_short_and_safe(error, cause):
+    from pywps_gridengine.scheduler import client_cause
+
+    assert client_cause(error) == cause
+
+
+def test_client_cause_is_bounded():
+    from pywps_gridengine.scheduler import CAUSE_LENGTH, client_cause
+
+    cause = client_cause(RuntimeError("x" * 5000))
+    assert len(cause) == CAUSE_LENGTH and cause.endswith("...")
+
+
 def test_launcher_does_not_resurrect_a_job_the_reconciler_failed(cluster, monkeypatch):
     env, client, submitter = cluster
     uuid = uuid_from_status_location(submit(client, "sleep", "delay=0"))

@@ -137,6 +137,36 @@ def build_job_spec(*, uuid: str, identifier: str, workdir: str, dump_filename: s
     )
 
 
+# The cause of a refused submission, as the client may read it in the 503's ExceptionText.
+CAUSE_LENGTH = 160
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S+")
+_USERINFO = re.compile(r"[^\s:@/'\"]+:[^\s@/'\"]+@[^\s/'\"]+")  # user:password@host without a scheme
+_SECRET = re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|credentials?)\b(\s*[=:]\s*)\S+")
+_PATH = re.compile(r"(?<![\w.~])(?:/[^\s/'\"():,]+)+/([^\s/'\"():,]+)")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+
+
+def client_cause(error: BaseException) -> str:
+    """A short cause of ``error`` that is safe to show a client: no trace, no secret, no layout of the host.
+
+    The full exception goes to the log; the client gets its first line, with
+    every URL and ``user:password@host`` replaced (a database URL carries its password), ``password=``
+    and similar values hidden, absolute paths cut to their last component,
+    control characters removed, and at most ``CAUSE_LENGTH`` characters.
+    """
+    text = str(error).strip()
+    if isinstance(error, OSError) and error.strerror:  # "[Errno 28] No space left on device: '/srv/...'"
+        text = error.strerror + (f": {os.path.basename(str(error.filename))}" if error.filename else "")
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = _CONTROL.sub(" ", first)
+    first = _USERINFO.sub("<address>", _URL.sub("<address>", first))
+    first = _SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", first)
+    first = _PATH.sub(lambda m: f".../{m.group(1)}", first)
+    first = " ".join(first.split())
+    cause = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return cause if len(cause) <= CAUSE_LENGTH else cause[:CAUSE_LENGTH - 3].rstrip() + "..."
+
+
 class GridEngineScheduler(Processing):
     """PyWPS ``Processing`` implementation that submits the job to Grid Engine."""
 
@@ -186,10 +216,10 @@ class GridEngineScheduler(Processing):
             LOGGER.error("Grid Engine configuration error: %s", e)
             response._update_status(WPS_STATUS.FAILED, f"Server configuration error: {e}", 100)
             return
-        except Exception:  # DRMAA errors, unreachable qmaster, unwritable workdir ...
+        except Exception as e:  # DRMAA errors, unreachable qmaster, unwritable workdir ...
             # Admission control: nothing was queued, so the client is told to retry, and nothing stays behind.
             LOGGER.exception("Could not submit job %s to Grid Engine", uuid)
-            self.withdraw(store, admission.unavailable(limits, failing))
+            self.withdraw(store, admission.unavailable(limits, f"{failing} ({client_cause(e)})"))
         LOGGER.info("WPS job %s submitted to Grid Engine as job %s (%s)", uuid, sge_job_id, spec.job_name)
         response.sge_job_id = sge_job_id
         message = f"Queued as Grid Engine job {sge_job_id} ({spec.job_name})"
