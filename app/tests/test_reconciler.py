@@ -487,3 +487,134 @@ def test_unstarted_wait_survives_no_database_outage(world):
     assert rec.run_once().failed == 0
     clock.advance(15)
     assert rec.run_once().failed == 1  # 120 s of reachable database without a start
+
+
+# -- repair of succeeded jobs' documents (Reconciler.repair_succeeded) ----------------------------
+
+SUCCEEDED_DOC = """<?xml version="1.0" encoding="UTF-8"?>
+<wps:ExecuteResponse xmlns:wps="http://www.opengis.net/wps/1.0.0" xmlns:ows="http://www.opengis.net/ows/1.1">
+<wps:Status creationTime="2026-03-01T08:00:05Z">
+<wps:ProcessSucceeded>done \u00e9t\u00e9</wps:ProcessSucceeded></wps:Status>
+<wps:ProcessOutputs><wps:Output><ows:Identifier>output</ows:Identifier>
+<wps:Data><wps:LiteralData>{value}</wps:LiteralData></wps:Data></wps:Output></wps:ProcessOutputs>
+</wps:ExecuteResponse>
+"""
+
+
+def succeed(env, store, uuid, value="42"):
+    """What the launcher does: the row made Succeeded, its document kept and written in one transaction."""
+    from pywps_gridengine.status import atomic_write
+
+    text = SUCCEEDED_DOC.format(value=value)
+    path = env.outputs / f"{uuid}.xml"
+    assert store.record(uuid, "succeeded", "done", 100, now=T0 + dt.timedelta(seconds=5), document=text,
+                        then=lambda: atomic_write(path, text))
+    return path, text
+
+
+@pytest.fixture
+def repairing(world):
+    from pywps_gridengine.reconciler import DocumentFiles
+
+    env, store, source, clock, rec = world
+    rec.documents = DocumentFiles(str(env.outputs))
+    clock.advance(10)
+    return env, store, rec
+
+
+def test_succeeded_document_that_disagrees_is_restored(repairing):
+    """The launcher's last resort (ProcessFailed "could not record its result") over a row that
+    says Succeeded: the commit had landed, its acknowledgement was lost. The row decides."""
+    from pywps_gridengine.compat import write_failed_document
+
+    env, store, rec = repairing
+    add_job(store, "job-ok", "110")
+    path, text = succeed(env, store, "job-ok")
+    assert rec.run_once().repaired == 0  # agrees
+    write_failed_document(env.config, "sleep", "job-ok", None, "110", "The job could not record its result: ...")
+    assert status_of(env.status_doc("job-ok")) == "ProcessFailed"
+    result = rec.run_once()
+    assert (result.repaired, result.unrepairable) == (1, 0)
+    assert path.read_text(encoding="utf-8") == text  # byte for byte, outputs included
+    assert store.get("job-ok").state == "succeeded"
+    assert rec.run_once().repaired == 0
+
+
+def test_succeeded_document_lost_or_damaged_is_restored(repairing):
+    env, store, rec = repairing
+    add_job(store, "job-lost", "111")
+    add_job(store, "job-damaged", "112")
+    lost, lost_text = succeed(env, store, "job-lost", "1")
+    damaged, damaged_text = succeed(env, store, "job-damaged", "2")
+    lost.unlink()
+    damaged.write_text(damaged_text[:50], encoding="utf-8")
+    assert rec.run_once().repaired == 2
+    assert (lost.read_text(encoding="utf-8"), damaged.read_text(encoding="utf-8")) == (lost_text, damaged_text)
+
+
+def test_same_document_written_again_is_left_alone(repairing):
+    env, store, rec = repairing
+    add_job(store, "job-same", "113")
+    path, text = succeed(env, store, "job-same")
+    assert rec.run_once().repaired == 0
+    path.write_text(text, encoding="utf-8")  # a new file (inode, time) with the same bytes
+    assert rec.run_once().repaired == 0
+
+
+def test_succeeded_document_too_large_to_keep_is_reported_not_rewritten(repairing, monkeypatch, caplog):
+    from pywps_gridengine import jobs
+
+    env, store, rec = repairing
+    monkeypatch.setattr(jobs, "KEEP_DOCUMENT_BYTES", 100)
+    add_job(store, "job-big", "114")
+    path, _ = succeed(env, store, "job-big")
+    [kept] = store.succeeded_documents_since(T0)
+    assert not kept.kept and store.kept_document("job-big") is None
+    assert rec.run_once().unrepairable == 0
+    path.write_text("<damaged/>", encoding="utf-8")
+    with caplog.at_level("ERROR", logger="PYWPS"):
+        assert rec.run_once().unrepairable == 1
+        assert rec.run_once().unrepairable == 1
+    assert path.read_text() == "<damaged/>"
+    assert [r.message for r in caplog.records if "job-big" in r.message and "cannot be restored" in r.message] \
+        and len([r for r in caplog.records if "job-big" in r.message]) == 1  # reported once, not every pass
+
+
+def test_only_recent_succeeded_jobs_and_refused_records_keep_nothing(repairing):
+    env, store, rec = repairing
+    add_job(store, "job-old-ok", "115")
+    path, _ = succeed(env, store, "job-old-ok")
+    # A second final record is refused by the row: it keeps nothing and writes nothing.
+    assert not store.record("job-old-ok", "succeeded", "again", 100, document="<other/>",
+                            then=lambda: path.write_text("<other/>"))
+    assert store.kept_document("job-old-ok") == SUCCEEDED_DOC.format(value="42")
+    rec.clock.advance(2 * 3600)
+    path.unlink()
+    assert rec.run_once().repaired == 0  # out of the repair window
+    assert not path.exists()
+
+
+def test_a_failed_write_keeps_no_document(repairing):
+    """The document row is written in the row's transaction: a write that fails rolls both back."""
+    env, store, rec = repairing
+    add_job(store, "job-unwritable", "116")
+
+    def fails() -> None:
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        store.record("job-unwritable", "succeeded", "done", 100, document="<doc/>", then=fails)
+    assert store.get("job-unwritable").state == "started"
+    assert store.kept_document("job-unwritable") is None and store.succeeded_documents_since(T0) == []
+
+
+def test_kept_document_goes_with_its_rows(repairing):
+    from pywps_gridengine.jobs import Cutoff
+
+    env, store, rec = repairing
+    add_job(store, "job-cleaned", "117")
+    succeed(env, store, "job-cleaned")
+    store.delete_ended("job-cleaned", Cutoff(T0 - dt.timedelta(days=1)))  # not ended before it: kept
+    assert store.kept_document("job-cleaned") is not None
+    store.delete_ended("job-cleaned", Cutoff(T0 + dt.timedelta(days=1)))
+    assert store.get("job-cleaned") is None and store.kept_document("job-cleaned") is None

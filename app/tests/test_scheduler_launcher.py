@@ -344,6 +344,51 @@ def test_database_gone_for_good_ends_in_a_clear_failure(cluster, monkeypatch):
     assert "could not record its result" in status_text(doc) and "database was unreachable" in status_text(doc)
 
 
+def test_result_whose_acknowledgement_was_lost_is_restored_by_the_repair_pass(cluster, monkeypatch):
+    """The database commits Succeeded, then goes away before the launcher hears so: the launcher
+    retries, gives up and writes ProcessFailed as its last resort, over a row that says Succeeded.
+    The reconciler's repair pass writes back the succeeded document kept with the row."""
+    from sqlalchemy.exc import OperationalError
+
+    from pywps_gridengine.reconciler import DocumentFiles, Reconciler, failed_document_writer
+
+    env, client, submitter = cluster
+    env.cfg.write_text(env.cfg.read_text().replace("[gridengine]\n", "[gridengine]\ndb_retry_timeout = 0.2\n"))
+    uuid = uuid_from_status_location(submit(client, "sleep", "delay=0"))
+    real, calls = JobStore.record, []
+
+    def record(store, uuid_, state, *args, **kwargs):
+        if str(state) in ("succeeded", "failed"):
+            calls.append(state)
+            if len(calls) == 1:
+                real(store, uuid_, state, *args, **kwargs)  # committed, and then the database is away
+            raise OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+        return real(store, uuid_, state, *args, **kwargs)
+
+    monkeypatch.setattr(JobStore, "record", record)
+    monkeypatch.setattr("pywps_gridengine.compat.time.sleep", lambda seconds: None)
+    assert run_on_exec_host(env, submitter.specs[0], monkeypatch) == 4
+    monkeypatch.setattr(JobStore, "record", real)
+    store = JobStore.for_config(env.config)
+    assert store.get(uuid).state == "succeeded"
+    assert status_of(env.status_doc(uuid)) == "ProcessFailed"  # the document disagrees with the row
+
+    class NoActiveJobs:
+        def job_info(self, sge_job_id):
+            raise AssertionError("no job is active")
+
+        def terminate(self, sge_job_id):
+            raise AssertionError("no job is active")
+
+    reconciler = Reconciler(store, NoActiveJobs(), write_failed=failed_document_writer(env.config),
+                            documents=DocumentFiles(env.config.outputpath))
+    assert reconciler.run_once().repaired == 1
+    doc = env.status_doc(uuid)
+    assert status_of(doc) == "ProcessSucceeded"
+    assert literal_output(doc, "sleep_output")
+    assert reconciler.run_once().repaired == 0
+
+
 def test_job_past_its_memory_limit_says_so(cluster, tmp_path):
     """Grid Engine enforces h_vmem as the job's address space limit: the launcher, run as
     sge_execd would (its own process, the limit set), reports the limit, not a generic error."""

@@ -209,8 +209,12 @@ class GridEngineExecuteResponse(ExecuteResponse):
             if write is not None:
                 write()
         else:
-            # The document is written under the job row's lock (JobStore.record).
-            recorded = self._record(state, message, status_percentage, write)
+            # The document is written under the job row's lock (JobStore.record). A succeeded
+            # document in file storage is kept with the row too: it holds the outputs, which
+            # nothing else stores, and the reconciler's repair pass restores it from there.
+            keep = (self.doc if state == JobState.SUCCEEDED and write is not None
+                    and isinstance(self.process.status_store, FileStorage) else None)
+            recorded = self._record(state, message, status_percentage, write, document=keep)
             if recorded is None:  # database unreachable: a progress update is dropped, not fatal
                 return
             if recorded and state.final:
@@ -251,7 +255,7 @@ class GridEngineExecuteResponse(ExecuteResponse):
     usage: Callable[[], Usage] | None = None
 
     def _record(self, state: JobState, message: str, percent: int,
-                then: Callable[[], None] | None = None) -> bool | None:
+                then: Callable[[], None] | None = None, document: str | None = None) -> bool | None:
         """The job row's answer to a change: True/False, or None when the database is unreachable.
 
         A progress update (or Started) is given up at once when the database
@@ -267,7 +271,7 @@ class GridEngineExecuteResponse(ExecuteResponse):
             try:
                 usage = self.usage() if state.final and self.usage is not None else None
                 return self.job_store.record(str(self.uuid), state, message, percent, exec_host=self.exec_host,
-                                             usage=usage, then=then)
+                                             usage=usage, then=then, document=document)
             except DBAPIError as e:
                 if time.monotonic() >= deadline:
                     if state.final:

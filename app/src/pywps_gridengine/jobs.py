@@ -181,6 +181,40 @@ def _jobs_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
     )
 
 
+def _documents_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
+    """The final status document of each succeeded job, kept beside its row (see :meth:`JobStore.record`).
+
+    A succeeded document holds the job's outputs, which nothing else stores
+    (a failed one is rebuilt from the row's message): the digest lets the
+    reconciler's repair pass see a document that disagrees, the text lets it
+    write the document again. Written in the transaction that makes the row
+    final, so a kept document exists exactly when the row is Succeeded.
+    """
+    return sa.Table(
+        f"{prefix}gridengine_documents",
+        metadata,
+        sa.Column("uuid", sa.String(255), primary_key=True),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("size", sa.Integer, nullable=False),
+        # None when the document is larger than KEEP_DOCUMENT_BYTES: then a disagreeing one is reported only.
+        sa.Column("document", sa.Text, nullable=True),
+    )
+
+
+#: Largest status document kept whole (bytes, UTF-8); a larger one keeps its digest only.
+KEEP_DOCUMENT_BYTES = 4 * 2**20
+
+
+@dataclass(frozen=True)
+class KeptDocument:
+    """The digest of a succeeded job's final status document, and whether its text is kept."""
+
+    uuid: str
+    sha256: str
+    size: int
+    kept: bool
+
+
 def _usage_columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("exit_status", sa.Integer, nullable=True),
@@ -325,6 +359,7 @@ class JobStore:
         self.metadata = sa.MetaData()
         self.table = _jobs_table(self.metadata, prefix)
         self.requests, self.stored = _pywps_tables(self.metadata, prefix)
+        self.documents = _documents_table(self.metadata, prefix)
         if create_table:
             # PyWPS creates its own tables on its first session; creating them here
             # as well (same definitions) lets the store work before PyWPS has run.
@@ -333,6 +368,7 @@ class JobStore:
         inspector = sa.inspect(engine)
         self.has_jobs_table = create_table or inspector.has_table(self.table.name)
         self._has_stored = inspector.has_table(self.stored.name)
+        self._has_documents = create_table or inspector.has_table(self.documents.name)
 
     @classmethod
     def for_config(cls, config: Any) -> JobStore:
@@ -449,6 +485,7 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(sa.delete(self.table).where(self.table.c.uuid == str(uuid)))
             conn.execute(sa.delete(self.requests).where(self.requests.c.uuid == str(uuid)))
+            conn.execute(sa.delete(self.documents).where(self.documents.c.uuid == str(uuid)))
 
     def set_submitted(self, uuid: str, sge_job_id: str, job_name: str, native_specification: str,
                       now: dt.datetime | None = None) -> None:
@@ -472,7 +509,7 @@ class JobStore:
 
     def record(self, uuid: str, state: JobState | str, message: str | None = None, percent: float | None = None,
                *, exec_host: str | None = None, usage: Usage | None = None, now: dt.datetime | None = None,
-               then: Callable[[], None] | None = None) -> bool:
+               then: Callable[[], None] | None = None, document: str | None = None) -> bool:
         """Compare-and-set the job row to ``state``, and PyWPS's requests row with it.
 
         Accepted only from Accepted, Started from Accepted or Started (progress),
@@ -484,6 +521,11 @@ class JobStore:
         waits for it, so documents are written in the order the row moved and
         an Accepted document can never land after the launcher's Started or
         final one. If ``then`` raises, the change is rolled back.
+
+        ``document``, for Succeeded: the status document ``then`` writes. Its
+        digest, and its text up to :data:`KEEP_DOCUMENT_BYTES`, are kept in the
+        same transaction (:func:`_documents_table`), so the repair pass can
+        tell, and mend, a document that no longer agrees with the row.
         """
         state = JobState(state)
         stamp = self._stamp(now)
@@ -506,9 +548,18 @@ class JobStore:
             if result.rowcount != 1:
                 return False
             self._write_request_row(conn, uuid, STATUS_OF_STATE[state], message, percent, now or utcnow())
+            if document is not None and state == SUCCEEDED:
+                self._keep_document(conn, uuid, document)
             if then is not None:
                 then()
         return True
+
+    def _keep_document(self, conn: sa.Connection, uuid: str, document: str) -> None:
+        data = document.encode("utf-8")  # as status.atomic_write writes it
+        d = self.documents
+        conn.execute(sa.delete(d).where(d.c.uuid == str(uuid)))
+        conn.execute(d.insert().values(uuid=str(uuid), sha256=hashlib.sha256(data).hexdigest(), size=len(data),
+                                       document=document if len(data) <= KEEP_DOCUMENT_BYTES else None))
 
     def transition(self, uuid: str, state: JobState | str, message: str | None = None, *,
                    exec_host: str | None = None, usage: Usage | None = None, now: dt.datetime | None = None) -> bool:
@@ -571,6 +622,25 @@ class JobStore:
             rows = conn.execute(t.select().where(t.c.state == JobState(state), t.c.finished_at >= since)
                                 .order_by(t.c.finished_at)).mappings().all()
         return [JobRecord(**row) for row in rows]
+
+    def succeeded_documents_since(self, since: dt.datetime) -> list[KeptDocument]:
+        """Digests of the final documents of jobs that succeeded at or after ``since``, oldest first.
+
+        Only rows that kept one (:meth:`record` with ``document``); a job an
+        earlier release recorded has none and is not listed.
+        """
+        t, d = self.table, self.documents
+        query = (sa.select(d.c.uuid, d.c.sha256, d.c.size, d.c.document.is_not(None))
+                 .join(t, t.c.uuid == d.c.uuid)
+                 .where(t.c.state == SUCCEEDED, t.c.finished_at >= since).order_by(t.c.finished_at))
+        with self.engine.connect() as conn:
+            return [KeptDocument(uuid, sha256, size, bool(kept)) for uuid, sha256, size, kept in conn.execute(query)]
+
+    def kept_document(self, uuid: str) -> str | None:
+        """The final status document kept with a succeeded job's row; None if none (or too large) was kept."""
+        d = self.documents
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(d.c.document).where(d.c.uuid == str(uuid))).scalar_one_or_none()
 
     def all(self) -> list[JobRecord]:
         with self.engine.connect() as conn:
@@ -691,6 +761,9 @@ class JobStore:
             conn.execute(sa.delete(self.requests).where(self.requests.c.uuid == uuid, *self._request_ended(cutoff)))
             if self.has_jobs_table:
                 conn.execute(sa.delete(self.table).where(self.table.c.uuid == uuid, *self._job_ended(cutoff)))
+            if self.has_jobs_table and self._has_documents:  # the kept document goes with its job row
+                d = self.documents
+                conn.execute(sa.delete(d).where(d.c.uuid == uuid, ~sa.exists().where(self.table.c.uuid == uuid)))
 
     def not_ended_since(self, cutoff: Cutoff) -> set[str]:
         """Jobs started before ``cutoff`` that some row still has as accepted/started/queued."""

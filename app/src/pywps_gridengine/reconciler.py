@@ -251,7 +251,53 @@ class PassResult:
     checked: int = 0
     failed: int = 0
     repaired: int = 0
+    unrepairable: int = 0  # succeeded documents that disagree with their row and were not kept whole
     skipped: str = ""   # why the pass did nothing: not the leader, database unreachable
+
+
+class DocumentFiles:
+    """The status documents in ``outputpath`` as the repair pass of succeeded jobs reads and restores them.
+
+    A document's digest is read again only when the file changed (another
+    inode, size or modification time), so a pass over an hour of succeeded
+    jobs costs one ``stat`` per job on the shared tree, not one read.
+    """
+
+    def __init__(self, outputpath: str) -> None:
+        self.outputpath = outputpath
+        self._seen: dict[str, tuple[tuple[int, int, int], str]] = {}
+
+    def path(self, uuid: str) -> str:
+        return os.path.join(self.outputpath, f"{uuid}.xml")
+
+    def digest(self, uuid: str) -> str | None:
+        """SHA-256 of the document's bytes; None when it is missing or unreadable."""
+        import hashlib
+
+        path = self.path(uuid)
+        try:
+            info = os.stat(path)
+            key = (info.st_ino, info.st_size, info.st_mtime_ns)
+            seen = self._seen.get(uuid)
+            if seen is not None and seen[0] == key:
+                return seen[1]
+            with open(path, "rb") as handle:
+                value = hashlib.file_digest(handle, "sha256").hexdigest()
+        except OSError:
+            self._seen.pop(uuid, None)
+            return None
+        self._seen[uuid] = (key, value)
+        return value
+
+    def restore(self, uuid: str, document: str) -> None:
+        from .status import atomic_write
+
+        atomic_write(self.path(uuid), document)
+
+    def forget(self, keep: set[str]) -> None:
+        """Drop what is remembered of documents not in ``keep`` (jobs out of the repair window)."""
+        for uuid in set(self._seen) - keep:
+            del self._seen[uuid]
 
 
 DocumentState = Callable[[JobRecord], "str | None"]
@@ -279,9 +325,12 @@ class Reconciler:
     def __init__(self, store: JobStore, source: StateSource, *, heartbeat_timeout: float = 30.0,
                  gone_grace: float = 15.0, submit_timeout: float = 120.0,
                  write_failed: FailWriter, document_state: DocumentState | None = None,
-                 repair_window: float = 3600.0, clock: Callable[[], dt.datetime] | None = None) -> None:
+                 repair_window: float = 3600.0, clock: Callable[[], dt.datetime] | None = None,
+                 documents: DocumentFiles | None = None) -> None:
         self.store = store
         self.document_state = document_state
+        self.documents = documents
+        self._reported: set[str] = set()  # unrepairable documents already reported (once each)
         self.repair_window = repair_window
         self.source = source
         self.heartbeat_timeout = heartbeat_timeout
@@ -321,6 +370,9 @@ class Reconciler:
                 LOGGER.exception("reconciling WPS job %s (SGE job %s) failed", job.uuid, job.sge_job_id)
         if self.document_state is not None:
             result.repaired = self.repair()
+        if self.documents is not None:
+            repaired, result.unrepairable = self.repair_succeeded()
+            result.repaired += repaired
         return result
 
     def repair(self) -> int:
@@ -329,7 +381,8 @@ class Reconciler:
         The row decides: a document write that failed after the row was
         claimed (a full or unreachable shared tree, a crash in between) is
         retried here until the document says ProcessFailed. Jobs that failed
-        more than ``repair_window`` seconds ago are left alone.
+        more than ``repair_window`` seconds ago are left alone. Succeeded jobs:
+        :meth:`repair_succeeded`.
         """
         since = self.clock() - dt.timedelta(seconds=self.repair_window)
         repaired = 0
@@ -343,6 +396,50 @@ class Reconciler:
             except Exception:
                 LOGGER.exception("could not repair the status document of WPS job %s", job.uuid)
         return repaired
+
+    def repair_succeeded(self) -> tuple[int, int]:
+        """Restore the status document of every recently succeeded job that disagrees with its row.
+
+        (restored, unrepairable). A Succeeded row can have another document:
+        the launcher writes the document inside the transaction that makes the
+        row Succeeded (:meth:`.JobStore.record`), but when the database goes
+        away during the COMMIT, the commit may have landed while the launcher
+        saw an error; it retries for ``db_retry_timeout`` and, the database
+        still away, writes ProcessFailed ("could not record its result") as
+        its last resort, over a row that says Succeeded. A document lost or
+        damaged on the shared tree is the other way. The succeeded document
+        holds the outputs, which the row does not, so it cannot be rebuilt
+        from the row: its digest and text are kept beside the row in the same
+        transaction, and this pass compares each document with that digest
+        and writes the kept text back. A document too large to keep whole
+        (:data:`.jobs.KEEP_DOCUMENT_BYTES`) that disagrees is reported (logged
+        once, counted), not rewritten.
+        """
+        assert self.documents is not None
+        since = self.clock() - dt.timedelta(seconds=self.repair_window)
+        restored = unrepairable = 0
+        kept = self.store.succeeded_documents_since(since)
+        self.documents.forget({entry.uuid for entry in kept})
+        self._reported &= {entry.uuid for entry in kept}
+        for entry in kept:
+            try:
+                if self.documents.digest(entry.uuid) == entry.sha256:
+                    continue
+                text = self.store.kept_document(entry.uuid) if entry.kept else None
+                if text is None:
+                    unrepairable += 1
+                    if entry.uuid not in self._reported:
+                        self._reported.add(entry.uuid)
+                        LOGGER.error("the status document of succeeded WPS job %s (%s) disagrees with its row and "
+                                     "cannot be restored: it was too large (%d bytes) to keep", entry.uuid,
+                                     self.documents.path(entry.uuid), entry.size)
+                    continue
+                self.documents.restore(entry.uuid, text)
+                restored += 1
+                LOGGER.warning("restored the status document of succeeded WPS job %s", entry.uuid)
+            except Exception:
+                LOGGER.exception("could not repair the status document of WPS job %s", entry.uuid)
+        return restored, unrepairable
 
     def _reconcile(self, job: JobRecord) -> bool:
         now = self.clock()
@@ -656,7 +753,8 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
     reconciler = Reconciler(JobStore.for_config(config), source, heartbeat_timeout=settings.heartbeat_timeout,
                             gone_grace=settings.gone_grace, submit_timeout=settings.submit_timeout,
                             write_failed=failed_document_writer(config),
-                            document_state=status_document_state(config))
+                            document_state=status_document_state(config),
+                            documents=DocumentFiles(config.outputpath))
     interval = args.interval or settings.interval
     leader = reconciler.store.leader_lock("pywps-gridengine-reconciler")
     stop = {"now": False}
@@ -681,8 +779,9 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
             if result.skipped:
                 LOGGER.info("reconciler pass skipped: %s", result.skipped)
             else:
-                LOGGER.info("reconciler pass: %d active job(s), %d failed, %d document(s) repaired",
-                            result.checked, result.failed, result.repaired)
+                LOGGER.info("reconciler pass: %d active job(s), %d failed, %d document(s) repaired, "
+                            "%d that cannot be", result.checked, result.failed, result.repaired,
+                            result.unrepairable)
             if not args.loop or stop["now"]:
                 return 0
             while not stop["now"] and time.monotonic() - started < interval:
