@@ -281,6 +281,34 @@ def test_launcher_killed_with_sigkill(ended):
 # -- a host lost ----------------------------------------------------------------------------------
 
 
+def test_a_job_grid_engine_cannot_start_says_why(host):
+    """A job Grid Engine cannot start (its working directory gone before dispatch: Eqw) is failed
+    with Grid Engine's own reason, read from qstat -j, and deleted from Grid Engine."""
+    def queues(switch: str) -> None:  # root is a Grid Engine manager on the qmaster
+        run = as_user(host, f"qmod {switch} '*'", user="root")
+        assert run.rc == 0, run.stdout + run.stderr
+
+    queues("-d")  # nothing is dispatched while the working directory goes
+    try:
+        location = submit("sleep", "delay=1")
+        uuid = uuid_of(location)
+        wait_for(lambda: job_row(uuid)["sge_job_id"] != "", 30, "the Grid Engine job id in the job row")
+        row = job_row(uuid)
+        remote(WEB).check_output(f"rm -rf {shlex.quote(row['workdir'])}")
+    finally:
+        queues("-e")
+    released = time.monotonic()
+    state, text = final(location, timeout=120)
+    took = time.monotonic() - released
+    assert state == "ProcessFailed", text
+    assert "Grid Engine could not start the job" in text and "chdir" in text, text
+    assert job_row(uuid)["state"] == "failed"
+    wait_for(lambda: row["sge_job_id"] not in as_user(host, "qstat -u '*'").stdout.split(), 60,
+             "the job deleted from Grid Engine")
+    assert took <= 60, took
+    report("working directory gone before dispatch (Eqw)", "failed with Grid Engine's reason", took, state, text)
+
+
 def test_exec_host_killed_mid_job_then_back(host):
     """docker kill is a power loss. The jobs running on that host fail with the host named, the
     others succeed; started again, the host rejoins and takes jobs with no operator action."""
@@ -573,3 +601,24 @@ def test_only_one_reconciler_leads(host):
                      "/opt/pywps/venv/bin/pywps-gridengine-reconciler --config /etc/pywps/pywps.cfg "
                      "--loop --interval 2'")
     assert "another reconciler is the leader" in second.stderr + second.stdout, second.stderr
+
+
+def test_no_job_is_left_stuck_or_reported_wrongly():
+    """After every fault: no job stays active, and every final row's status document says the same
+    (0 stuck, 0 succeeded jobs shown failed, 0 failed jobs shown succeeded)."""
+    def active() -> list[str]:
+        query = "SELECT uuid FROM pywps_gridengine_jobs WHERE state IN ('accepted', 'started')"
+        return remote(DB).check_output(f"runuser -u postgres -- psql -d wps -Atc {shlex.quote(query)}").split()
+
+    wait_for(lambda: not active(), 240, "every job final")
+    query = "SELECT uuid, state FROM pywps_gridengine_jobs WHERE state IN ('succeeded', 'failed')"
+    rows = remote(DB).check_output(f"runuser -u postgres -- psql -d wps -AtF ' ' -c {shlex.quote(query)}")
+    expected = {"succeeded": "ProcessSucceeded", "failed": "ProcessFailed"}
+    wrong = {}
+    for uuid, state in (line.split() for line in rows.splitlines()):
+        reply = requests.get(f"{BASE}/wpsoutputs/{uuid}.xml", timeout=10)
+        shown = status_of(reply.content)[0] if reply.status_code == 200 else f"HTTP {reply.status_code}"
+        if shown != expected[state]:
+            wrong[uuid] = (state, shown)
+    assert not wrong, wrong
+    print(f"{len(rows.splitlines())} final jobs, each document agrees with its row")

@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-from pwgtest import SHARED, hosts, own_address, poll, remote
+from pwgtest import SHARED, as_user, hosts, own_address, poll, remote
 
 PROJECT = pathlib.Path(os.environ["MOLECULE_PROJECT_DIRECTORY"])
 sys.path.insert(0, str(PROJECT / "app" / "tests"))
@@ -111,6 +111,68 @@ def test_no_request_row_left_started():
     db = remote(hosts("db")[0])
     count = db.check_output(f"runuser -u postgres -- psql -d wps -Atc \"{query}\"").strip()
     assert count == "0", count
+
+
+# -- the cap on active jobs, on the real PostgreSQL ---------------------------------------------
+
+# Kept equal to pywps_max_active_jobs_per_client's default (roles/pywps/defaults/main.yml).
+PER_CLIENT_CAP = 30
+
+
+def sql(query: str) -> str:
+    db = remote(hosts("db")[0])
+    return db.check_output(f"runuser -u postgres -- psql -d wps -Atc {_quote(query)}").strip()
+
+
+def active_jobs() -> int:
+    return int(sql("SELECT count(*) FROM pywps_gridengine_jobs WHERE state IN ('accepted', 'started')"))
+
+
+def test_the_per_client_job_cap_holds_under_concurrent_submissions():
+    """Concurrent Executes from one client past its cap: exactly the cap is admitted (PostgreSQL's
+    advisory lock serialises the count-and-insert), the rest get 503 ServerBusy with Retry-After."""
+    poll_until = time.monotonic() + 300
+    while active_jobs() and time.monotonic() < poll_until:  # earlier tests' jobs count against the cap
+        time.sleep(2)
+    assert active_jobs() == 0, "earlier jobs still active"
+    started = sql("SELECT CURRENT_TIMESTAMP AT TIME ZONE 'UTC'")  # the job table's clock (naive UTC)
+    execute = f"{BASE}/wps?" + urllib.parse.urlencode({
+        "service": "WPS", "version": "1.0.0", "request": "Execute", "identifier": "sleep",
+        "datainputs": "delay=300", "storeExecuteResponse": "true", "status": "true"})
+
+    def submit(_: int) -> tuple[int, str, str]:
+        for _attempt in range(10):
+            time.sleep(0.35)  # three threads at ~8.5 r/s: under nginx's per-client rate (10 r/s)
+            reply = requests.get(execute, timeout=60)
+            text = "" if reply.status_code == 200 else " ".join(
+                ET.fromstring(reply.content).find(f"{OWS}Exception").itertext()).strip()
+            if reply.status_code == 503 and "asynchronous jobs" not in text:
+                continue  # nginx's own per-client limit, not the app's cap: send it again
+            return reply.status_code, text, reply.headers.get("Retry-After", "")
+        raise AssertionError("nginx refused one request ten times")
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:  # nginx_wps_limit_conn is 3
+            answers = list(pool.map(submit, range(PER_CLIENT_CAP + 6)))
+        accepted = [a for a in answers if a[0] == 200]
+        refused = [a for a in answers if a[0] != 200]
+        assert len(accepted) == PER_CLIENT_CAP, answers
+        assert len(refused) == 6, answers
+        for status, text, retry_after in refused:
+            assert status == 503 and retry_after.isdigit(), (status, text, retry_after)
+            assert f"the most allowed per client is {PER_CLIENT_CAP}" in text, text
+        rows = sql(f"SELECT count(*) FROM pywps_gridengine_jobs WHERE created_at >= '{started}' "
+                   "AND state IN ('accepted', 'started')")
+        assert int(rows) == PER_CLIENT_CAP, rows
+    finally:
+        ids = sql(f"SELECT string_agg(sge_job_id, ' ') FROM pywps_gridengine_jobs WHERE created_at >= '{started}' "
+                  "AND state IN ('accepted', 'started') AND sge_job_id IS NOT NULL")
+        if ids:
+            as_user(remote(WEB), f"qdel {ids}")
+        until = time.monotonic() + 180
+        while active_jobs() and time.monotonic() < until:  # the reconciler fails the deleted jobs
+            time.sleep(2)
+    assert active_jobs() == 0, "deleted jobs still active"
 
 
 # -- a flood from one client ---------------------------------------------------------------------
