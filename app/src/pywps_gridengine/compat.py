@@ -270,8 +270,11 @@ class GridEngineExecuteResponse(ExecuteResponse):
         while True:
             try:
                 usage = self.usage() if state.final and self.usage is not None else None
+                # The launcher's changes hold only while the row names its Grid Engine job (or none):
+                # a job the reconciler submitted again runs as the new one only (JobStore.resubmitted).
+                fence = self.sge_job_id if state != JobState.ACCEPTED else None
                 return self.job_store.record(str(self.uuid), state, message, percent, exec_host=self.exec_host,
-                                             usage=usage, then=then, document=document)
+                                             usage=usage, then=then, document=document, sge_job_id=fence)
             except DBAPIError as e:
                 if time.monotonic() >= deadline:
                     if state.final:
@@ -488,6 +491,24 @@ def write_failed_document(config: Any, identifier: str, uuid: str, workdir: str 
     response.status = WPS_STATUS.FAILED
     response.message = reason
     response.status_percentage = 100
+    response._update_status_doc()
+    response._update_status_file()
+
+
+def write_accepted_document(config: Any, dump_path: str, sge_job_id: str, message: str) -> None:
+    """Write the ProcessAccepted status document of a job the reconciler submitted again.
+
+    Rebuilt from the job's dump, as the launcher rebuilds the job, so it is the
+    document the client was first given (the request's lineage, its output
+    choices) with the new Grid Engine job id and the message saying why.
+    Called by the compare-and-set that moves the row to the new job
+    (:meth:`.JobStore.resubmitted`), under the row's lock.
+    """
+    _, _, response = restore_job(dump_path, config)
+    response.sge_job_id = sge_job_id
+    response.status = WPS_STATUS.ACCEPTED
+    response.message = message
+    response.status_percentage = 0
     response._update_status_doc()
     response._update_status_file()
 

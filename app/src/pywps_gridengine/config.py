@@ -183,7 +183,13 @@ class Settings:
         A job recorded without an SGE job id for this long is failed: its
         submission never completed (default 120). Also how long a job Grid
         Engine runs may go without its launcher reporting the start before it
-        is failed as lost (its exec host died between dispatch and start).
+        is run again, or failed (see ``max_resubmits``): its exec host died
+        between dispatch and start, or its execd never got it.
+    ``max_resubmits``
+        How often the reconciler submits a job again that Grid Engine lost
+        before its launcher started (default 2; 0: never, such a job is
+        failed). A job that never started has done nothing, so running it
+        again is safe; a job that started is never submitted again.
     ``interval``
         Seconds between reconciler passes in loop mode (default 5: a job Grid Engine
         ended is reported within two passes of its accounting record).
@@ -218,6 +224,7 @@ class Settings:
     heartbeat_timeout: float = 30.0
     gone_grace: float = 15.0
     submit_timeout: float = 120.0
+    max_resubmits: int = 2
     interval: float = 5.0
     db_retry_timeout: float = 600.0
     accounting_file: str = ""
@@ -268,7 +275,7 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
     known = set(RESOURCE_KEYS) | {
         "launcher", "launcher_config", "job_name_prefix", "pass_env", "job_env",
         "heartbeat_interval", "heartbeat_timeout", "gone_grace", "submit_timeout", "interval", "log_dir",
-        "db_retry_timeout", "accounting_file", "reporting_file",
+        "db_retry_timeout", "accounting_file", "reporting_file", "max_resubmits",
         *ADMISSION_KEYS,  # admission control: read by load_admission, in every mode
         SYNC_KEY,  # the front door: read by load_sync_max_runtime, in every mode
     }
@@ -303,6 +310,7 @@ def load_settings(cfg: Any = None, cfgfile: str = "") -> Settings:
         heartbeat_timeout=_float(raw, "heartbeat_timeout", 30.0),
         gone_grace=_float(raw, "gone_grace", 15.0),
         submit_timeout=_float(raw, "submit_timeout", 120.0),
+        max_resubmits=_whole(raw, "max_resubmits", Settings.max_resubmits, 0),
         interval=_float(raw, "interval", 5.0),
         db_retry_timeout=_float(raw, "db_retry_timeout", 600.0),
         accounting_file=raw.get("accounting_file", "").strip(),

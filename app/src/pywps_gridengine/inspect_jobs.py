@@ -482,7 +482,8 @@ def print_table(rows: Sequence[tuple[str, ...]]) -> None:
 # Every field of the job row, in the order ``show`` prints them, with its label.
 SHOW_FIELDS = (
     ("uuid", "uuid"), ("identifier", "process"), ("state", "state"), ("message", "message"),
-    ("sge_job_id", "Grid Engine job"), ("job_name", "job name"), ("native_specification", "native spec"),
+    ("sge_job_id", "Grid Engine job"), ("resubmits", "resubmitted"), ("job_name", "job name"),
+    ("native_specification", "native spec"),
     ("client", "client"), ("exec_host", "exec host"), ("workdir", "workdir"),
     ("created_at", "created"), ("submitted_at", "submitted"), ("started_at", "started"),
     ("heartbeat_at", "heartbeat"), ("gone_since", "gone since"), ("finished_at", "finished"),

@@ -178,6 +178,9 @@ def _jobs_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
         # Admission control: who started the job, and the index of the per-client count (JobStore.active_counts).
         sa.Column("client", sa.String(64), nullable=True),
         sa.Index(f"ix_{prefix}gridengine_jobs_client_state", "client", "state"),
+        # How often the reconciler submitted the job again after Grid Engine lost it before it
+        # started (JobStore.resubmitted); None: never.
+        sa.Column("resubmits", sa.Integer, nullable=True),
     )
 
 
@@ -274,6 +277,7 @@ class JobRecord:
     cpu: float | None = None
     peak_memory: float | None = None
     client: str | None = None
+    resubmits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -509,12 +513,20 @@ class JobStore:
 
     def record(self, uuid: str, state: JobState | str, message: str | None = None, percent: float | None = None,
                *, exec_host: str | None = None, usage: Usage | None = None, now: dt.datetime | None = None,
-               then: Callable[[], None] | None = None, document: str | None = None) -> bool:
+               then: Callable[[], None] | None = None, document: str | None = None,
+               sge_job_id: str | None = None) -> bool:
         """Compare-and-set the job row to ``state``, and PyWPS's requests row with it.
 
         Accepted only from Accepted, Started from Accepted or Started (progress),
         a final state from an active one. False, and nothing written, when the
         row refuses (already final, already started, or missing).
+
+        ``sge_job_id``, the Grid Engine job a launcher runs as: the row also
+        refuses while it names another Grid Engine job (it is NULL when the
+        submission's acknowledgement was lost). The reconciler submits a job
+        lost before it started again under a new id (:meth:`resubmitted`), so
+        the old job's launcher, should it start after all, is fenced off here
+        and never runs the process beside the new one.
 
         ``then`` (the status document's write) runs inside the same transaction,
         while the updated row is locked: a competing change of the same job
@@ -542,14 +554,48 @@ class JobStore:
             values["finished_at"] = stamp
             if usage is not None:
                 values.update(usage.values())
+        where = [t.c.uuid == str(uuid), t.c.state.in_(_ALLOWED_FROM[state])]
+        if sge_job_id is not None:
+            where.append(sa.or_(t.c.sge_job_id.is_(None), t.c.sge_job_id == str(sge_job_id)))
         with self.engine.begin() as conn:
-            result = conn.execute(t.update().where(t.c.uuid == str(uuid), t.c.state.in_(_ALLOWED_FROM[state]))
-                                  .values(**values))
+            result = conn.execute(t.update().where(*where).values(**values))
             if result.rowcount != 1:
                 return False
             self._write_request_row(conn, uuid, STATUS_OF_STATE[state], message, percent, now or utcnow())
             if document is not None and state == SUCCEEDED:
                 self._keep_document(conn, uuid, document)
+            if then is not None:
+                then()
+        return True
+
+    def resubmitted(self, uuid: str, old_sge_job_id: str, new_sge_job_id: str, message: str, *,
+                    job_name: str | None = None, native_specification: str | None = None,
+                    now: dt.datetime | None = None, then: Callable[[], None] | None = None) -> bool:
+        """Move an Accepted job from a lost Grid Engine job to its resubmission (the reconciler's).
+
+        A compare-and-set: only while the row is Accepted and still names
+        ``old_sge_job_id``. It fails when the old job's launcher started
+        meanwhile (the job runs: it must not run twice) or another reconciler
+        resubmitted it first; the caller then deletes its new Grid Engine job.
+        Counts the resubmission, and writes PyWPS's requests row and (``then``)
+        the Accepted status document in the same transaction, under the row's
+        lock, as :meth:`record` does.
+        """
+        stamp = self._stamp(now)
+        t = self.table
+        values: dict[str, Any] = {"sge_job_id": str(new_sge_job_id),
+                                  "resubmits": sa.func.coalesce(t.c.resubmits, 0) + 1, "submitted_at": stamp,
+                                  "updated_at": stamp, "message": message, "gone_since": None}
+        if job_name is not None:
+            values["job_name"] = job_name
+        if native_specification is not None:
+            values["native_specification"] = native_specification
+        with self.engine.begin() as conn:
+            result = conn.execute(t.update().where(t.c.uuid == str(uuid), t.c.state == ACCEPTED,
+                                                   t.c.sge_job_id == str(old_sge_job_id)).values(**values))
+            if result.rowcount != 1:
+                return False
+            self._write_request_row(conn, uuid, RequestStatus.ACCEPTED, message, 0, now or utcnow())
             if then is not None:
                 then()
         return True

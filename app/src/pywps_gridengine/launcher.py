@@ -17,7 +17,8 @@ Replaces PyWPS 4.8's ``joblauncher``, which
   Started/Succeeded/Failed, and beats a heartbeat while the process runs, so
   the reconciler can tell a lost host from a long job.
 
-Exit status: 0 when the job reached a final state (also ProcessFailed), 2 when
+Exit status: 0 when the job reached a final state (also ProcessFailed) or runs
+under another Grid Engine job (the reconciler submitted it again), 2 when
 it could not be loaded, 3 when the reconciler had already failed it, 4 when
 the database stayed unreachable past ``[gridengine] db_retry_timeout`` (the
 status document then says so). The launcher rides out shorter database
@@ -96,6 +97,36 @@ def _exit_fenced() -> None:
     os._exit(3)  # from the heartbeat thread: the process, not just this thread; the row and document stay
 
 
+def _superseded(row_job_id: str | None, own_job_id: str | None) -> bool:
+    """Whether the job row names another Grid Engine job than this launcher's (``JOB_ID``).
+
+    The reconciler submits a job Grid Engine lost before its launcher started
+    again under a new id (:meth:`.JobStore.resubmitted`); should the old job
+    start after all, its launcher is not the job's any more. A row without an
+    id (the submission's acknowledgement was lost) is this launcher's.
+    """
+    return bool(own_job_id) and row_job_id is not None and str(row_job_id) != str(own_job_id)
+
+
+def _row_job_id(store: Any, uuid: str) -> str | None:
+    """The Grid Engine job id the row names now; None when it cannot be read."""
+    try:
+        record = store.get(uuid)
+    except Exception:
+        LOGGER.warning("could not read the row of job %s", uuid, exc_info=True)
+        return None
+    return record.sge_job_id if record is not None else None
+
+
+def _exit_superseded(uuid: str, own_job_id: str | None, row_job_id: str | None) -> int:
+    """A launcher of a job submitted again under another id: it runs nothing, writes nothing, and ends cleanly."""
+    LOGGER.warning("WPS job %s was submitted again as Grid Engine job %s: this launcher (Grid Engine job %s) "
+                   "does not run it", uuid, row_job_id, own_job_id)
+    print(f"pywps-gridengine-launcher: job {uuid} runs as Grid Engine job {row_job_id} now, not as {own_job_id}; "
+          "nothing to do", file=sys.stderr)
+    return 0
+
+
 def usage_meter(host: str) -> Callable[[], Usage]:
     """What this launcher and its children used since now, as the job row keeps it."""
     from .jobs import Usage
@@ -152,6 +183,8 @@ def run(dump_path: str, config: AppConfig, sge_job_id: str | None = None, hostna
     wps_response.db_retry_timeout = settings.db_retry_timeout
     wps_response.usage = usage_meter(hostname or socket.gethostname())
     wps_response.job_store = store if record is not None else None
+    if record is not None and _superseded(record.sge_job_id, sge_job_id):
+        return _exit_superseded(uuid, sge_job_id, record.sge_job_id)
     if record is not None and record.sge_job_id is None and sge_job_id:
         # The web host lost the acknowledgement of the submission: say which job this is.
         store.set_job_id(uuid, sge_job_id)
@@ -170,6 +203,9 @@ def run(dump_path: str, config: AppConfig, sge_job_id: str | None = None, hostna
         with Heartbeat(store, uuid, settings.heartbeat_interval, on_fenced=fenced):
             run_process(process, wps_request, wps_response)
     except JobFenced as e:
+        current = _row_job_id(store, uuid)
+        if _superseded(current, sge_job_id):  # resubmitted while this launcher was starting
+            return _exit_superseded(uuid, sge_job_id, current)
         LOGGER.error("%s", e)
         print(f"pywps-gridengine-launcher: {e}", file=sys.stderr)
         return 3

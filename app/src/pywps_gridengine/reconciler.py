@@ -16,12 +16,22 @@ Grid Engine says                            outcome
 queued / held by user / suspended           untouched
 running, heartbeat fresh                    untouched
 running, launcher heartbeat too old         failed: exec host lost; job deleted (qdel)
-running, launcher never reported the start  after ``submit_timeout`` s: failed as lost; deleted
+running, launcher never reported the start  after ``submit_timeout`` s: deleted and submitted again
+                                            (at most ``max_resubmits`` times, else failed as lost)
 error state (Eqw)                           failed with Grid Engine's reason (qstat -j); deleted
 finished (accounting record)                failed with the reason read from accounting
 unknown, no accounting yet                  untouched for ``gone_grace`` s, then failed
 no SGE job id after ``submit_timeout`` s    failed: submission never completed
 ==========================================  ===========================================
+
+A job Grid Engine lost before its launcher started (the exec host died
+after dispatch, or its execd was restarted as the job arrived and never got
+it) has run nothing: :meth:`Reconciler.resubmit` deletes the old Grid Engine
+job and submits the job's dump again, and the row moves to the new job id in
+a compare-and-set that holds only while the row is still Accepted under the
+old id. A launcher of the old job that starts after all is fenced off by the
+job id (:meth:`.JobStore.record`), so the process never runs twice. A job
+that started is never submitted again.
 
 "Finished" only matters while the row is still active: a launcher that
 finished normally has already moved its row to Succeeded/Failed. Every
@@ -49,12 +59,15 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.exc import DBAPIError as DatabaseError
 
 from .config import AppConfig, load
-from .jobs import FAILED, STARTED, JobRecord, JobStore, Usage
+from .jobs import ACCEPTED, FAILED, STARTED, JobRecord, JobStore, Usage
+
+if TYPE_CHECKING:
+    from .scheduler import JobSpec, Submitter
 
 LOGGER = logging.getLogger("PYWPS")
 
@@ -163,6 +176,7 @@ class Decision:
     terminate: bool = False
     mark_gone: bool = False
     usage: Usage | None = None
+    resubmit: bool = False  # lost before it started: submit it again if allowed, else fail with ``reason``
 
 
 KEEP = Decision(fail=False)
@@ -190,6 +204,8 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
     ``heartbeat_timeout``: on a loaded exec host, or waiting for a database it
     cannot reach yet, a healthy launcher can take tens of seconds to start,
     and a late verdict on this rare loss costs less than failing a healthy job.
+    Such a job has run nothing: the decision is to submit it again
+    (``resubmit``), and to fail it only when that is not possible.
     """
     if info is None:
         if _age(job.created_at, now) >= submit_timeout:
@@ -205,7 +221,8 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
         if since is not None and _age(since, now) >= submit_timeout:
             return Decision(True, f"Lost contact with {ref}: Grid Engine has shown it running for "
                                   f"{_age(since, now):.0f} s but its launcher never reported the start "
-                                  f"(exec host down, or the launcher could not start).", terminate=True)
+                                  f"(exec host down, or the launcher could not start).", terminate=True,
+                            resubmit=True)
         return KEEP
     if info.state == SgeState.RUNNING:
         last = job.heartbeat_at
@@ -250,6 +267,7 @@ def failed_document_writer(config: AppConfig) -> FailWriter:
 class PassResult:
     checked: int = 0
     failed: int = 0
+    resubmitted: int = 0  # jobs lost before they started, submitted again
     repaired: int = 0
     unrepairable: int = 0  # succeeded documents that disagree with their row and were not kept whole
     skipped: str = ""   # why the pass did nothing: not the leader, database unreachable
@@ -326,8 +344,18 @@ class Reconciler:
                  gone_grace: float = 15.0, submit_timeout: float = 120.0,
                  write_failed: FailWriter, document_state: DocumentState | None = None,
                  repair_window: float = 3600.0, clock: Callable[[], dt.datetime] | None = None,
-                 documents: DocumentFiles | None = None) -> None:
+                 documents: DocumentFiles | None = None, config: AppConfig | None = None,
+                 submitter: Submitter | None = None, max_resubmits: int = 0) -> None:
         self.store = store
+        # Resubmission of jobs lost before they started (:meth:`resubmit`): the job spec is built from
+        # ``config`` as the web host builds it, and handed to ``submitter`` (Grid Engine, or a test's).
+        self.config = config
+        self.submitter = submitter
+        self.max_resubmits = max_resubmits
+        # uuid -> the Grid Engine job this reconciler deleted to submit the job again, while the
+        # move of the row to the new job did not happen (database error): the next pass tries again
+        # instead of taking the deletion for the job's end.
+        self.deleted_for_resubmit: dict[str, str] = {}
         self.document_state = document_state
         self.documents = documents
         self._reported: set[str] = set()  # unrepairable documents already reported (once each)
@@ -361,11 +389,16 @@ class Reconciler:
         active = {job.uuid for job in jobs}
         for uuid in set(self.running_unstarted) - active:
             del self.running_unstarted[uuid]
+        for uuid in set(self.deleted_for_resubmit) - active:
+            del self.deleted_for_resubmit[uuid]
         for job in jobs:
             result.checked += 1
             try:
-                if self._reconcile(job):
+                outcome = self._reconcile(job)
+                if outcome == FAILED:
                     result.failed += 1
+                elif outcome == RESUBMITTED:
+                    result.resubmitted += 1
             except Exception:
                 LOGGER.exception("reconciling WPS job %s (SGE job %s) failed", job.uuid, job.sge_job_id)
         if self.document_state is not None:
@@ -441,35 +474,176 @@ class Reconciler:
                 LOGGER.exception("could not repair the status document of WPS job %s", entry.uuid)
         return restored, unrepairable
 
-    def _reconcile(self, job: JobRecord) -> bool:
+    def _reconcile(self, job: JobRecord) -> str:
+        """What became of ``job`` in this pass: FAILED, RESUBMITTED or "" (left as it is)."""
         now = self.clock()
-        info = self.source.job_info(job.sge_job_id) if job.sge_job_id else None
-        running_since = None
-        if info is not None and info.state == SgeState.RUNNING and job.state != STARTED:
-            running_since = self.running_unstarted.setdefault(job.uuid, now)
-        else:
+        deleted = self.deleted_for_resubmit.get(job.uuid)
+        if deleted is not None and (deleted != job.sge_job_id or job.state != ACCEPTED):
+            del self.deleted_for_resubmit[job.uuid]
+            deleted = None
+        if deleted is not None:
+            # Its Grid Engine job is gone because this reconciler deleted it to submit the job
+            # again, and moving the row failed: submit it again now, do not judge the deletion.
             self.running_unstarted.pop(job.uuid, None)
-        decision = decide(job, info, now, heartbeat_timeout=self.heartbeat_timeout,
-                          gone_grace=self.gone_grace, submit_timeout=self.submit_timeout,
-                          db_reachable_since=self.db_reachable_since, running_since=running_since)
-        if decision.mark_gone:
-            self.store.mark_gone(job.uuid, now)
-        elif info is not None and info.state != SgeState.UNKNOWN and job.gone_since is not None:
-            self.store.clear_gone(job.uuid)
+            decision = Decision(True, f"Lost contact with Grid Engine job {job.sge_job_id}: its launcher never "
+                                      "reported the start (exec host down, or the launcher could not start).",
+                                resubmit=True)
+        else:
+            info = self.source.job_info(job.sge_job_id) if job.sge_job_id else None
+            running_since = None
+            if info is not None and info.state == SgeState.RUNNING and job.state != STARTED:
+                running_since = self.running_unstarted.setdefault(job.uuid, now)
+            else:
+                self.running_unstarted.pop(job.uuid, None)
+            decision = decide(job, info, now, heartbeat_timeout=self.heartbeat_timeout,
+                              gone_grace=self.gone_grace, submit_timeout=self.submit_timeout,
+                              db_reachable_since=self.db_reachable_since, running_since=running_since)
+            if decision.mark_gone:
+                self.store.mark_gone(job.uuid, now)
+            elif info is not None and info.state != SgeState.UNKNOWN and job.gone_since is not None:
+                self.store.clear_gone(job.uuid)
         if not decision.fail:
-            return False
+            return ""
+        reason, terminate = decision.reason, decision.terminate
+        if decision.resubmit:
+            done, why_not = self.resubmit(job, now)
+            if done:
+                return RESUBMITTED
+            if not why_not:  # the job moved on meanwhile (its launcher started): nothing to fail
+                return ""
+            reason = f"{reason} It was not run again: {why_not}."
+            terminate = terminate and job.uuid not in self.deleted_for_resubmit
         # Claim the row first (PyWPS's requests row follows in the same
         # transaction): if the launcher finished meanwhile, it wins.
-        if not self.store.transition(job.uuid, FAILED, decision.reason, usage=decision.usage, now=now):
-            return False
-        LOGGER.warning("WPS job %s (%s) failed by reconciler: %s", job.uuid, job.identifier, decision.reason)
-        if decision.terminate and job.sge_job_id:
-            try:
-                self.source.terminate(job.sge_job_id)
-            except Exception:
-                LOGGER.warning("could not delete Grid Engine job %s", job.sge_job_id, exc_info=True)
-        self.write_failed(job, decision.reason)
-        return True
+        if not self.store.transition(job.uuid, FAILED, reason, usage=decision.usage, now=now):
+            return ""
+        self.deleted_for_resubmit.pop(job.uuid, None)
+        LOGGER.warning("WPS job %s (%s) failed by reconciler: %s", job.uuid, job.identifier, reason)
+        if terminate and job.sge_job_id:
+            self._delete(job.sge_job_id)
+        self.write_failed(job, reason)
+        return FAILED
+
+    def _delete(self, sge_job_id: str) -> None:
+        """Best-effort ``qdel``: a job Grid Engine no longer has is fine, any other error only logged."""
+        try:
+            self.source.terminate(sge_job_id)
+        except Exception:
+            LOGGER.warning("could not delete Grid Engine job %s", sge_job_id, exc_info=True)
+
+    def resubmit(self, job: JobRecord, now: dt.datetime) -> tuple[bool, str]:
+        """Submit a job Grid Engine lost before its launcher started again.
+
+        (True, ""): submitted again; (False, why): not possible, the job is to
+        be failed saying why; (False, ""): the job moved on meanwhile.
+
+        Safe because such a job has run nothing: the launcher moves the row to
+        Started before the process runs, and the row is still Accepted. In
+        order: the old Grid Engine job is deleted (it must not start late; if
+        it does, its launcher is fenced off by the job id anyway); the job's
+        dump, which the web host wrote on the shared tree, must still be
+        there; the job spec is built from it as the web host builds it
+        (:func:`.scheduler.build_job_spec`) and submitted; then the row moves
+        to the new job in a compare-and-set that holds only while it is still
+        Accepted under the old id (:meth:`.JobStore.resubmitted`), with the
+        Accepted status document written under its lock. When that move loses
+        (the old launcher started after all, or another reconciler was first)
+        the new Grid Engine job is deleted and the job is left to the row's
+        new owner.
+        """
+        done = job.resubmits or 0
+        settings = self.config.gridengine if self.config is not None else None
+        if self.max_resubmits <= 0:
+            return False, "submitting lost jobs again is turned off ([gridengine] max_resubmits = 0)"
+        if done >= self.max_resubmits:
+            return False, (f"it was submitted again {done} time{'s' if done != 1 else ''} already, the most "
+                           f"allowed ([gridengine] max_resubmits = {self.max_resubmits})")
+        if settings is None or self.config is None or self.submitter is None or not job.sge_job_id:
+            return False, "this reconciler cannot submit jobs (no Grid Engine settings or submitter)"
+        old = job.sge_job_id
+        self._delete(old)
+        self.deleted_for_resubmit[job.uuid] = old
+        self.running_unstarted.pop(job.uuid, None)
+        from .scheduler import client_cause
+
+        dump, why_not = job_dump(job.workdir)
+        if dump is None:
+            return False, why_not
+        try:
+            spec = self._job_spec(job, dump)
+        except Exception as e:
+            LOGGER.warning("could not rebuild WPS job %s from %s", job.uuid, dump, exc_info=True)
+            return False, f"its job could not be rebuilt from its dump ({client_cause(e)})"
+        try:
+            new = self.submitter.submit(spec)
+        except Exception as e:
+            LOGGER.warning("could not submit WPS job %s again", job.uuid, exc_info=True)
+            return False, f"Grid Engine did not take it again ({client_cause(e)})"
+        message = f"Resubmitted as Grid Engine job {new}: Grid Engine job {old} was lost before it started"
+        config = self.config
+
+        def write_document() -> None:
+            from .compat import write_accepted_document
+
+            write_accepted_document(config, dump, new, message)
+
+        try:
+            moved = self.store.resubmitted(job.uuid, old, new, message, job_name=spec.job_name,
+                                           native_specification=spec.native_specification, now=now,
+                                           then=write_document)
+        except Exception:
+            # The row still names the old job: the next pass submits it again (deleted_for_resubmit).
+            self._delete(new)
+            raise
+        self.deleted_for_resubmit.pop(job.uuid, None)
+        if not moved:
+            LOGGER.warning("WPS job %s moved on before its resubmission as Grid Engine job %s was recorded "
+                           "(its launcher started, or another reconciler resubmitted it): deleting that job",
+                           job.uuid, new)
+            self._delete(new)
+            return False, ""
+        LOGGER.warning("WPS job %s (%s): %s (resubmission %d of at most %d)", job.uuid, job.identifier, message,
+                       done + 1, self.max_resubmits)
+        return True, ""
+
+    def _job_spec(self, job: JobRecord, dump: str) -> JobSpec:
+        """The job template of ``job``, built from its dump as the web host built it."""
+        from .compat import restore_job
+        from .scheduler import build_job_spec
+
+        assert self.config is not None and self.config.gridengine is not None
+        process, _, _ = restore_job(dump, self.config)
+        return build_job_spec(uuid=job.uuid, identifier=job.identifier, workdir=str(job.workdir), dump_filename=dump,
+                              declared_resources=getattr(process, "gridengine_resources", None),
+                              settings=self.config.gridengine, environ=os.environ)
+
+
+RESUBMITTED = "resubmitted"
+
+
+def job_dump(workdir: str | None) -> tuple[str | None, str]:
+    """(path, "") of the job dump in a job's work directory, or (None, why there is none to use).
+
+    The web host writes one dump per job, ``job_<random>.dump``, in the job's
+    own work directory (PyWPS's ``Job.dump``, a ``mkstemp`` name the job row
+    does not record). A missing directory or dump means the job cannot be run
+    again (the clean-up, or an operator, removed it); a directory that cannot
+    be read for another reason (the shared tree is unavailable) raises, so
+    the pass leaves the job for the next one.
+    """
+    if not workdir:
+        return None, "its work directory is not recorded"
+    try:
+        with os.scandir(workdir) as entries:
+            dumps = sorted(entry.path for entry in entries
+                           if entry.name.startswith("job_") and entry.name.endswith(".dump") and entry.is_file())
+    except (FileNotFoundError, NotADirectoryError):
+        return None, "its work directory is gone"
+    if not dumps:
+        return None, "its job dump is gone from its work directory"
+    if len(dumps) > 1:
+        return None, f"its work directory holds {len(dumps)} job dumps, not one"
+    return dumps[0], ""
 
 
 # -- the real Grid Engine state source --------------------------------------------------
@@ -722,7 +896,16 @@ class GridEngineStateSource:
         raise RuntimeError(f"qacct -j {sge_job_id} failed ({proc.returncode}): {proc.stderr.strip()}")
 
     def terminate(self, sge_job_id: str) -> None:
-        self._session.control(sge_job_id, self._drmaa.JobControlAction.TERMINATE)
+        try:
+            self._session.control(sge_job_id, self._drmaa.JobControlAction.TERMINATE)
+        except self._drmaa.InvalidJobException:  # gone already: what the deletion wanted
+            pass
+
+    def submit(self, spec: JobSpec) -> str:
+        """Submit a job (a lost one, again) in this source's DRMAA session: a second session would be refused."""
+        from .scheduler import run_job
+
+        return run_job(self._session, spec)
 
 
 # -- command line ---------------------------------------------------------------------------
@@ -738,7 +921,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -> int:
+def main(argv: Sequence[str] | None = None, source: StateSource | None = None,
+         submitter: Submitter | None = None) -> int:
     args = parse_args(argv)
     config = load(args.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -750,11 +934,14 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
     owned = source is None
     source = source or GridEngineStateSource(accounting_file=settings.accounting_file,
                                              reporting_file=settings.reporting_file)
+    if submitter is None and isinstance(source, GridEngineStateSource):
+        submitter = source  # its DRMAA session: one per process
     reconciler = Reconciler(JobStore.for_config(config), source, heartbeat_timeout=settings.heartbeat_timeout,
                             gone_grace=settings.gone_grace, submit_timeout=settings.submit_timeout,
                             write_failed=failed_document_writer(config),
                             document_state=status_document_state(config),
-                            documents=DocumentFiles(config.outputpath))
+                            documents=DocumentFiles(config.outputpath), config=config, submitter=submitter,
+                            max_resubmits=settings.max_resubmits)
     interval = args.interval or settings.interval
     leader = reconciler.store.leader_lock("pywps-gridengine-reconciler")
     stop = {"now": False}
@@ -779,9 +966,9 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None) -
             if result.skipped:
                 LOGGER.info("reconciler pass skipped: %s", result.skipped)
             else:
-                LOGGER.info("reconciler pass: %d active job(s), %d failed, %d document(s) repaired, "
-                            "%d that cannot be", result.checked, result.failed, result.repaired,
-                            result.unrepairable)
+                LOGGER.info("reconciler pass: %d active job(s), %d failed, %d submitted again, "
+                            "%d document(s) repaired, %d that cannot be", result.checked, result.failed,
+                            result.resubmitted, result.repaired, result.unrepairable)
             if not args.loop or stop["now"]:
                 return 0
             while not stop["now"] and time.monotonic() - started < interval:

@@ -78,23 +78,33 @@ class DrmaaSubmitter:
         import drmaa  # loads libdrmaa: only where Grid Engine is installed
 
         with drmaa.Session() as session:
-            template = session.createJobTemplate()
-            try:
-                template.remoteCommand = spec.remote_command
-                template.args = list(spec.args)
-                template.workingDirectory = spec.working_directory
-                template.jobName = spec.job_name
-                template.jobEnvironment = dict(spec.environment)
-                if spec.native_specification:
-                    template.nativeSpecification = spec.native_specification
-                template.joinFiles = False
-                if spec.output_path:
-                    template.outputPath = ":" + spec.output_path
-                if spec.error_path:
-                    template.errorPath = ":" + spec.error_path
-                return str(session.runJob(template))
-            finally:
-                session.deleteJobTemplate(template)
+            return run_job(session, spec)
+
+
+def run_job(session: Any, spec: JobSpec) -> str:
+    """Submit ``spec`` in an open DRMAA session and return the job id.
+
+    Shared by :class:`DrmaaSubmitter` (a session per submission) and the
+    reconciler, which submits a lost job again in the session it already has
+    open for its queries: DRMAA allows one session per process.
+    """
+    template = session.createJobTemplate()
+    try:
+        template.remoteCommand = spec.remote_command
+        template.args = list(spec.args)
+        template.workingDirectory = spec.working_directory
+        template.jobName = spec.job_name
+        template.jobEnvironment = dict(spec.environment)
+        if spec.native_specification:
+            template.nativeSpecification = spec.native_specification
+        template.joinFiles = False
+        if spec.output_path:
+            template.outputPath = ":" + spec.output_path
+        if spec.error_path:
+            template.errorPath = ":" + spec.error_path
+        return str(session.runJob(template))
+    finally:
+        session.deleteJobTemplate(template)
 
 
 def job_name(prefix: str, identifier: str, uuid: str) -> str:
