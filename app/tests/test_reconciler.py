@@ -618,3 +618,15 @@ def test_kept_document_goes_with_its_rows(repairing):
     assert store.kept_document("job-cleaned") is not None
     store.delete_ended("job-cleaned", Cutoff(T0 + dt.timedelta(days=1)))
     assert store.get("job-cleaned") is None and store.kept_document("job-cleaned") is None
+
+
+def test_failed_document_of_a_job_whose_work_directory_is_gone(repairing):
+    """A work directory already removed (lost before the job could start, or cleaned up) neither
+    stops the ProcessFailed document nor comes back: PyWPS's setter would create it again."""
+    from pywps_gridengine.compat import write_failed_document
+
+    env, store, rec = repairing
+    gone = env.workdir / "pywps_process_gone"
+    write_failed_document(env.config, "sleep", "job-nowd", str(gone), "120", "Grid Engine could not start it.")
+    assert status_of(env.status_doc("job-nowd")) == "ProcessFailed"
+    assert not gone.exists()

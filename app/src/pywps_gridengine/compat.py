@@ -481,7 +481,10 @@ def write_failed_document(config: Any, identifier: str, uuid: str, workdir: str 
     process.app_config = config
     process._set_uuid(uuid)
     process._setup_status_storage()
-    if workdir:
+    if workdir and os.path.isdir(workdir):
+        # Only an existing one: PyWPS's setter creates directories under it, and a work directory
+        # already gone (removed by an operator, the clean-up, or lost before the job could start)
+        # must neither come back nor stop the document (the reconciler's sandbox cannot write there).
         process.set_workdir(workdir)
     wps_request = WPSRequest()
     wps_request.language = config.language
