@@ -421,6 +421,13 @@ def traces() -> tuple[set[str], set[str]]:
     return workdirs, jobs
 
 
+def stop_postgresql(database) -> None:
+    """Stop PostgreSQL and wait until it no longer answers: Debian's postgresql.service is a front
+    for postgresql@VERSION-main, and ``systemctl stop postgresql`` returns while that one still shuts down."""
+    database.check_output("systemctl stop postgresql")
+    wait_for(lambda: database.run("pg_isready -q").rc != 0, 30, "PostgreSQL no longer answering", interval=0.2)
+
+
 def assert_refused_quickly(reply: requests.Response, seconds: float, what: str) -> str:
     assert reply.status_code == 503, (what, reply.status_code, reply.text[:400])
     assert reply.headers.get("Retry-After", "").isdigit(), dict(reply.headers)
@@ -433,7 +440,7 @@ def assert_refused_quickly(reply: requests.Response, seconds: float, what: str) 
 def test_execute_with_postgresql_down_is_a_quick_503(host):
     before = traces()
     database = remote(DB)
-    database.check_output("systemctl stop postgresql")
+    stop_postgresql(database)
     try:
         # no-cache: the app itself must answer (nginx's discovery cache would hide a database dependency)
         fresh = {"Cache-Control": "no-cache"}
@@ -473,7 +480,7 @@ def test_postgresql_stopped_longer_than_the_heartbeat_timeout(host):
     for location in locations:
         started(location)
     database = remote(DB)
-    database.check_output("systemctl stop postgresql")
+    stop_postgresql(database)
     try:
         time.sleep(90)
     finally:
