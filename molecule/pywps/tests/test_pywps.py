@@ -58,7 +58,8 @@ def test_hello_runs_synchronously(host):
 
 
 def test_sleep_runs_asynchronously_and_succeeds(host):
-    code, body = get(host, f"{WPS}&request=Execute&identifier=sleep&datainputs=delay=0.2&storeExecuteResponse=true&status=true")
+    code, body = get(host, f"{WPS}&request=Execute&identifier=sleep&datainputs=delay=0.2"
+                           "&storeExecuteResponse=true&status=true")
     assert code == 200
     location = ET.fromstring(body).get("statusLocation")
     assert location.startswith("http://pw-web/wpsoutputs/")
