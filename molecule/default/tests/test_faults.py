@@ -372,6 +372,45 @@ def test_exec_host_killed_mid_job_then_back(host):
            "(new jobs run on it)")
 
 
+def test_a_job_lost_before_its_launcher_started_is_run_again(host):
+    """A job Grid Engine dispatched to an exec host that never started it (its execd frozen with
+    docker pause, as when an execd restarts as the job arrives) is deleted and submitted again after
+    submit_timeout, and succeeds on the other host; the first job, delivered late, runs nothing."""
+    victim, other = EXEC_HOSTS[0], EXEC_HOSTS[1]
+
+    def queue(switch: str, name: str) -> None:  # root is a Grid Engine manager on the qmaster
+        run = as_user(host, f"qmod {switch} all.q@{name}", user="root")
+        assert run.rc == 0, run.stdout + run.stderr
+
+    queue("-d", other)  # the job can only go to the victim
+    docker("pause", victim)
+    try:
+        location = submit("sleep", "delay=1")
+        uuid = uuid_of(location)
+        wait_for(lambda: job_row(uuid)["sge_job_id"] != "", 30, "the Grid Engine job id in the job row")
+        first = job_row(uuid)["sge_job_id"]
+        wait_for(lambda: first in jobs_listed_on(victim), 30, f"job {first} dispatched to {victim}")
+        dispatched = time.monotonic()
+        queue("-d", victim)  # what is submitted again goes to the other host
+        queue("-e", other)
+        state, text = final(location, timeout=SUBMIT_TIMEOUT + 90)
+        took = time.monotonic() - dispatched
+    finally:
+        docker("unpause", victim)
+        queue("-e", victim)
+        queue("-e", other)
+    assert state == "ProcessSucceeded", text
+    row = job_row(uuid)
+    assert row["state"] == "succeeded" and row["sge_job_id"] not in ("", first) and row["exec_host"] == other, row
+    assert took <= SUBMIT_TIMEOUT + 2 * INTERVAL + 30, took
+    # The first job reaches the thawed host late: it must not run the process again or touch the job.
+    time.sleep(10)
+    assert document_state(location)[0] == "ProcessSucceeded"
+    assert job_row(uuid) == row
+    report(f"job lost before its launcher started ({victim} frozen)", "run again after submit_timeout", took,
+           state, f"Grid Engine job {first} lost, run again as job {row['sge_job_id']} on {other}")
+
+
 # -- services restarted ---------------------------------------------------------------------------
 
 
