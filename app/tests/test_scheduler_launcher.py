@@ -203,6 +203,11 @@ def test_refused_submission_tells_the_client_why_and_nothing_secret(cluster, mon
      "RuntimeError: token=*** secret: *** PASSWORD = *** ok"),
     (RuntimeError("\n\n  bell\x07 and\x1b[0m escape\nsecond line"), "RuntimeError: bell and [0m escape"),
     (RuntimeError(""), "RuntimeError"),
+    (RuntimeError('code 2: unable to send message to qmaster using port 6444 on host "qmaster": got send error'),
+     "RuntimeError: code 2: unable to send message to qmaster using port *** on host ***: got send error"),
+    (RuntimeError("could not connect to server at 10.213.1.5:5432, host=db1 refused"),
+     "RuntimeError: could not connect to server at <address>, host=*** refused"),
+    (RuntimeError("no suitable host found for the job"), "RuntimeError: no suitable host found for the job"),
 ])
 def test_client_cause_is_short_and_safe(error, cause):
     from pywps_gridengine.scheduler import client_cause

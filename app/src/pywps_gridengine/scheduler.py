@@ -154,6 +154,10 @@ _USERINFO = re.compile(r"[^\s:@/'\"]+:[^\s@/'\"]+@[^\s/'\"]+")  # user:password@
 _SECRET = re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|credentials?)\b(\s*[=:]\s*)\S+")
 _PATH = re.compile(r"(?<![\w.~])(?:/[^\s/'\"():,]+)+/([^\s/'\"():,]+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+# Where the cluster's services are: "on host \"qmaster\"", "port 6444", an IPv4 address.
+# (a bare word after "host" is left alone: "no suitable host found" stays readable)
+_HOST = re.compile(r"(?i)\b(host|port)(\s*[=:]\s*[^\s:;,()]+|\s+(?:\"[^\"]*\"|'[^']*'|\d+\b))")
+_IPV4 = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b")
 
 
 def client_cause(error: BaseException) -> str:
@@ -161,7 +165,8 @@ def client_cause(error: BaseException) -> str:
 
     The full exception goes to the log; the client gets its first line, with
     every URL and ``user:password@host`` replaced (a database URL carries its password), ``password=``
-    and similar values hidden, absolute paths cut to their last component,
+    and similar values hidden, host names and ports after "host"/"port" and IPv4 addresses hidden,
+    absolute paths cut to their last component,
     control characters removed, and at most ``CAUSE_LENGTH`` characters.
     """
     text = str(error).strip()
@@ -171,6 +176,8 @@ def client_cause(error: BaseException) -> str:
     first = _CONTROL.sub(" ", first)
     first = _USERINFO.sub("<address>", _URL.sub("<address>", first))
     first = _SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", first)
+    first = _HOST.sub(lambda m: f"{m.group(1)}{'=' if m.group(2).lstrip()[:1] in '=:' else ' '}***", first)
+    first = _IPV4.sub("<address>", first)
     first = _PATH.sub(lambda m: f".../{m.group(1)}", first)
     first = " ".join(first.split())
     cause = f"{type(error).__name__}: {first}" if first else type(error).__name__
