@@ -490,12 +490,7 @@ def write_failed_document(config: Any, identifier: str, uuid: str, workdir: str 
     wps_request.language = config.language
     response = GridEngineExecuteResponse(wps_request, uuid=uuid, process=process)
     response.store_status_file = True
-    response.sge_job_id = sge_job_id
-    response.status = WPS_STATUS.FAILED
-    response.message = reason
-    response.status_percentage = 100
-    response._update_status_doc()
-    response._update_status_file()
+    _write_status_document(response, sge_job_id, WPS_STATUS.FAILED, reason, 100)
 
 
 def write_accepted_document(config: Any, dump_path: str, sge_job_id: str, message: str) -> None:
@@ -508,10 +503,16 @@ def write_accepted_document(config: Any, dump_path: str, sge_job_id: str, messag
     (:meth:`.JobStore.resubmitted`), under the row's lock.
     """
     _, _, response = restore_job(dump_path, config)
+    _write_status_document(response, sge_job_id, WPS_STATUS.ACCEPTED, message, 0)
+
+
+def _write_status_document(response: GridEngineExecuteResponse, sge_job_id: str | None, status: Any,
+                           message: str, percent: int) -> None:
+    """Write ``response``'s status document in ``status`` (the reconciler's writes: no row is changed here)."""
     response.sge_job_id = sge_job_id
-    response.status = WPS_STATUS.ACCEPTED
+    response.status = status
     response.message = message
-    response.status_percentage = 0
+    response.status_percentage = percent
     response._update_status_doc()
     response._update_status_file()
 
