@@ -139,17 +139,22 @@ def test_discovery_answers_with_the_database_down(make_env, mode):
 # -- Execute with the database down: 503 within the bound, nothing left --------------------------
 
 
+def assert_database_down_answer(env, client, asynchronous: bool, name: str) -> None:
+    """An Execute answered 503 ServerBusy for the database (Retry-After 45, the tests' setting), nothing left."""
+    started = time.monotonic()
+    resp = client.get("/wps", query_string=execute_query(asynchronous=asynchronous))
+    assert_busy(resp, started, name)
+    assert resp.headers["Retry-After"] == "45"
+    assert "job database does not answer" in exception_of(resp)[1]
+    nothing_left(env)
+
+
 @pytest.mark.parametrize(("mode", "asynchronous"), [("default", False), ("default", True), ("scheduler", True)])
 def test_execute_with_the_database_refusing_connections(make_env, mode, asynchronous):
     env = make_env(mode=mode, extra="[gridengine]\nmax_active_jobs = 5\nretry_after = 45\n")
     env.cfg.write_text(env.cfg.read_text().replace(f"sqlite:///{env.root}/wps.sqlite", UNREACHABLE))
-    client = app_client(env.config)
-    started = time.monotonic()
-    resp = client.get("/wps", query_string=execute_query(asynchronous=asynchronous))
-    assert_busy(resp, started, f"database refusing connections ({mode}, {'async' if asynchronous else 'sync'})")
-    assert resp.headers["Retry-After"] == "45"
-    assert "job database does not answer" in exception_of(resp)[1]
-    nothing_left(env)
+    assert_database_down_answer(env, app_client(env.config), asynchronous,
+                                f"database refusing connections ({mode}, {'async' if asynchronous else 'sync'})")
 
 
 @pytest.mark.parametrize("asynchronous", [False, True])
@@ -170,12 +175,8 @@ def test_execute_when_the_database_stops_answering_after_admission(make_env, mon
         return count()
 
     monkeypatch.setattr(dblog, "get_process_counts", table_gone)
-    started = time.monotonic()
-    resp = client.get("/wps", query_string=execute_query(asynchronous=asynchronous))
-    assert_busy(resp, started, f"database gone after admission ({'async' if asynchronous else 'sync'})")
-    assert resp.headers["Retry-After"] == "45"
-    assert "job database does not answer" in exception_of(resp)[1]
-    nothing_left(env)
+    assert_database_down_answer(env, client, asynchronous,
+                                f"database gone after admission ({'async' if asynchronous else 'sync'})")
 
 
 def test_execute_with_a_database_host_that_does_not_answer(make_env, silent_listener):

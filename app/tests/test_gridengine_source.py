@@ -53,6 +53,13 @@ def fake_drmaa(states: dict[str, str]) -> types.ModuleType:
     return module
 
 
+def stand_in(script, lines: list[str]) -> str:
+    """Write an executable shell script of ``lines`` at ``script`` (a Grid Engine command's stand-in)."""
+    script.write_text("\n".join(lines) + "\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(script)
+
+
 def qacct_script(tmp_path, records: dict[str, str], broken: bool = False, no_file: bool = False):
     script = tmp_path / "qacct"
     lines = ["#!/bin/sh"]
@@ -63,9 +70,7 @@ def qacct_script(tmp_path, records: dict[str, str], broken: bool = False, no_fil
     for job_id, text in records.items():
         lines.append(f'if [ "$2" = "{job_id}" ]; then cat <<"EOF"\n{text}EOF\nexit 0; fi')
     lines.append('echo "error: job id $2 not found" >&2; exit 1')
-    script.write_text("\n".join(lines) + "\n")
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return str(script)
+    return stand_in(script, lines)
 
 
 # -- qstat -j of a job in error state (written for these tests in SGE 8.1's layout) ------------------
@@ -98,9 +103,7 @@ def qstat_script(tmp_path, jobs: dict[str, str], sleep: float = 0) -> str:
     for job_id, text in jobs.items():
         lines.append(f'if [ "$1" = "-j" ] && [ "$2" = "{job_id}" ]; then cat <<"EOF"\n{text}EOF\nexit 0; fi')
     lines.append('echo "Following jobs do not exist or permissions are not sufficient: " >&2; echo "$2" >&2; exit 1')
-    script.write_text("\n".join(lines) + "\n")
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    return str(script)
+    return stand_in(script, lines)
 
 
 @pytest.fixture

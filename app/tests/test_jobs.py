@@ -173,15 +173,20 @@ def test_reconciler_judges_heartbeats_on_the_database_clock(tmp_path, monkeypatc
     assert jobs.get("u1").state == "started"
 
 
+def create_old_job_table(conn: sa.Connection) -> None:
+    """The job table ``t_gridengine_jobs`` as an older release created it (before usage and resubmits)."""
+    conn.execute(sa.text("CREATE TABLE t_gridengine_jobs (uuid VARCHAR(255) PRIMARY KEY, identifier VARCHAR(255) "
+                         "NOT NULL, state VARCHAR(16) NOT NULL, sge_job_id VARCHAR(64), job_name VARCHAR(255), "
+                         "native_specification TEXT, workdir TEXT, exec_host VARCHAR(255), message TEXT, "
+                         "created_at DATETIME NOT NULL, submitted_at DATETIME, started_at DATETIME, "
+                         "heartbeat_at DATETIME, gone_since DATETIME, finished_at DATETIME, "
+                         "updated_at DATETIME NOT NULL)"))
+
+
 def test_a_job_table_of_an_older_release_gets_the_new_columns(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path}/old.sqlite")
     with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE t_gridengine_jobs (uuid VARCHAR(255) PRIMARY KEY, identifier VARCHAR(255) "
-                             "NOT NULL, state VARCHAR(16) NOT NULL, sge_job_id VARCHAR(64), job_name VARCHAR(255), "
-                             "native_specification TEXT, workdir TEXT, exec_host VARCHAR(255), message TEXT, "
-                             "created_at DATETIME NOT NULL, submitted_at DATETIME, started_at DATETIME, "
-                             "heartbeat_at DATETIME, gone_since DATETIME, finished_at DATETIME, "
-                             "updated_at DATETIME NOT NULL)"))
+        create_old_job_table(conn)
         conn.execute(sa.text("INSERT INTO t_gridengine_jobs (uuid, identifier, state, created_at, updated_at) "
                              "VALUES ('old', 'sleep', 'started', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
     jobs = JobStore(engine, prefix="t_")

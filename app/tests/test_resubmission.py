@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from test_jobs import create_old_job_table
 from test_reconciler import Clock, TableSource
 from test_scheduler_launcher import RecordingSubmitter, submit
 from wpstest import app_client, status_of, status_text, uuid_from_status_location
@@ -303,12 +304,7 @@ def test_the_fence_and_the_move_on_the_job_row(tmp_path):
 def test_a_job_table_of_an_older_release_gets_the_resubmits_column(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path}/old.sqlite")
     with engine.begin() as conn:
-        conn.execute(sa.text("CREATE TABLE t_gridengine_jobs (uuid VARCHAR(255) PRIMARY KEY, identifier VARCHAR(255) "
-                             "NOT NULL, state VARCHAR(16) NOT NULL, sge_job_id VARCHAR(64), job_name VARCHAR(255), "
-                             "native_specification TEXT, workdir TEXT, exec_host VARCHAR(255), message TEXT, "
-                             "created_at DATETIME NOT NULL, submitted_at DATETIME, started_at DATETIME, "
-                             "heartbeat_at DATETIME, gone_since DATETIME, finished_at DATETIME, "
-                             "updated_at DATETIME NOT NULL)"))
+        create_old_job_table(conn)
         conn.execute(sa.text("INSERT INTO t_gridengine_jobs (uuid, identifier, state, sge_job_id, created_at, "
                              "updated_at) VALUES ('old', 'sleep', 'accepted', '41', '2026-01-01 00:00:00', "
                              "'2026-01-01 00:00:00')"))
