@@ -90,7 +90,6 @@ PINNED_SIGNATURES: Mapping[str, str] = {
     "pywps.app.Process:Process.launch_next_process": "(self)",
     "pywps.app.Process:Process.setup_outputs_from_wps_request": "(self, wps_request)",
     "pywps.app.Process:Process.set_workdir": "(self, workdir)",
-    "pywps.app.Process:Process.from_json": "(value)",
     "pywps.app.Process:Process.clean": "(self)",
     "pywps.app.WPSRequest:WPSRequest.restore_json": "(self, value)",
     # inputs by reference (install_reference_fetching, check_references): replaced getters and methods keep
@@ -386,11 +385,70 @@ class SchedulerProcessMixin(Process):
 # -- jobs on an exec host, and from the reconciler ---------------------------------------------
 
 
-def restore_job(dump_path: str, config: Any) -> tuple[Any, Any, GridEngineExecuteResponse]:
-    """Rebuild (process, wps_request, wps_response) from a job dump, output choices included."""
+class DumpRefused(ValueError):
+    """A job dump that does not name one of the app's own processes, as that process's class.
+
+    The dump lies on the shared tree; whoever can write there must not make an
+    exec host or the reconciler import a module of their choosing, so a job's
+    process is never imported by the class path the dump names.
+    """
+
+
+def dump_process(value: Any, identifier: str | None = None) -> Process:
+    """The process a job dump's ``process`` entry names, resolved from the app's own process list.
+
+    Replaces PyWPS's ``Process.from_json``, which imports whatever
+    ``module:Class`` the dump names and instantiates it: here the dump's
+    ``identifier`` picks one of the processes the service offers
+    (:data:`.processes.PROCESS_CLASSES`, the list ``wsgi.py`` serves), its
+    ``class`` must be exactly that process's class as ``Process.json`` wrote
+    it, and its ``uuid`` must be a UUID (it becomes the status document's
+    file name). ``identifier``, when given, is the process the job's row
+    names (the reconciler's resubmission): the dump must name the same one.
+    Anything else raises :class:`DumpRefused`; nothing is imported.
+    """
+    from .processes import process_class
+
+    if not isinstance(value, Mapping):
+        raise DumpRefused("the job dump holds no process description")
+    named, class_path, uuid = value.get("identifier"), value.get("class"), value.get("uuid")
+    if not isinstance(named, str) or not named:
+        raise DumpRefused("the job dump names no process identifier")
+    if identifier is not None and named != identifier:
+        raise DumpRefused(f"the job dump names process {named!r}, not the job's process {identifier!r}")
+    try:
+        cls = process_class(named)
+    except KeyError:
+        raise DumpRefused(f"the job dump names process {named!r}, which this service does not offer") from None
+    expected = f"{cls.__module__}:{cls.__name__}"  # as Process.json writes it
+    if class_path != expected:
+        raise DumpRefused(f"the job dump names class {class_path!r} for process {named!r}, not {expected!r}")
+    try:
+        uuid_module.UUID(str(uuid))
+    except ValueError:
+        raise DumpRefused(f"the job dump's job id {uuid!r} is not a UUID") from None
+    workdir = value.get("workdir")
+    if workdir is not None and not isinstance(workdir, str):
+        raise DumpRefused("the job dump's work directory is not a path")
+    process = cls()
+    process._set_uuid(uuid)  # what Process.from_json does after it instantiated the class
+    process.set_workdir(workdir)
+    return process
+
+
+def restore_job(dump_path: str, config: Any,
+                identifier: str | None = None) -> tuple[Any, Any, GridEngineExecuteResponse]:
+    """Rebuild (process, wps_request, wps_response) from a job dump, output choices included.
+
+    The process comes from :func:`dump_process` (one of the app's own
+    processes, never a class the dump could name); ``identifier``: the process
+    the job's row names, which the dump must name too.
+    """
     with open(dump_path, encoding="utf-8") as handle:
         value = json.load(handle)
-    process = Process.from_json(value["process"])
+    if not isinstance(value, Mapping) or not isinstance(value.get("wps_request"), str):
+        raise DumpRefused("the file is not a job dump (no process and request)")
+    process = dump_process(value.get("process"), identifier)
     process.app_config = config
     wps_request = WPSRequest()
     wps_request.restore_json(json.loads(value["wps_request"]))

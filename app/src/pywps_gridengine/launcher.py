@@ -19,7 +19,8 @@ Replaces PyWPS 4.8's ``joblauncher``, which
 
 Exit status: 0 when the job reached a final state (also ProcessFailed) or runs
 under another Grid Engine job (the reconciler submitted it again), 2 when
-it could not be loaded, 3 when the reconciler had already failed it, 4 when
+it could not be loaded (also a dump that does not name one of the app's own
+processes as that process's class: :func:`~.compat.dump_process`), 3 when the reconciler had already failed it, 4 when
 the database stayed unreachable past ``[gridengine] db_retry_timeout`` (the
 status document then says so). The launcher rides out shorter database
 outages: at its start it waits for the database, progress updates are
@@ -156,11 +157,15 @@ def run(dump_path: str, config: AppConfig, sge_job_id: str | None = None, hostna
     """Run the job in ``dump_path`` with the loaded configuration."""
     from sqlalchemy.exc import DBAPIError
 
-    from .compat import JobFenced, ResultNotRecorded, restore_job, run_process, write_failed_document
+    from .compat import DumpRefused, JobFenced, ResultNotRecorded, restore_job, run_process, write_failed_document
     from .jobs import JobStore
 
     try:
         process, wps_request, wps_response = restore_job(dump_path, config)
+    except DumpRefused as e:  # not one of the app's processes: nothing of it was imported or run
+        LOGGER.error("refused job dump %s: %s", dump_path, e)
+        print(f"pywps-gridengine-launcher: could not load job dump {dump_path}: refused: {e}", file=sys.stderr)
+        return 2
     except Exception:
         LOGGER.exception("could not load job dump %s", dump_path)
         print(f"pywps-gridengine-launcher: could not load job dump {dump_path}", file=sys.stderr)

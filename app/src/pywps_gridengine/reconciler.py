@@ -561,6 +561,8 @@ class Reconciler:
         if settings is None or self.config is None or self.submitter is None or not job.sge_job_id:
             return False, "this reconciler cannot submit jobs (no Grid Engine settings or submitter)"
         old = job.sge_job_id
+        # Asked before the deletion, while Grid Engine still has the job.
+        lost_on = self._exec_host(old)
         self._delete(old)
         self.deleted_for_resubmit[job.uuid] = old
         self.running_unstarted.pop(job.uuid, None)
@@ -574,12 +576,15 @@ class Reconciler:
         except Exception as e:
             LOGGER.warning("could not rebuild WPS job %s from %s", job.uuid, dump, exc_info=True)
             return False, f"its job could not be rebuilt from its dump ({client_cause(e)})"
+        if lost_on:
+            spec = avoiding(spec, lost_on)
         try:
             new = self.submitter.submit(spec)
         except Exception as e:
             LOGGER.warning("could not submit WPS job %s again", job.uuid, exc_info=True)
             return False, f"Grid Engine did not take it again ({client_cause(e)})"
-        message = f"Resubmitted as Grid Engine job {new}: Grid Engine job {old} was lost before it started"
+        where = f" on {lost_on}" if lost_on else ""
+        message = f"Resubmitted as Grid Engine job {new}: Grid Engine job {old} was lost{where} before it started"
         config = self.config
 
         def write_document() -> None:
@@ -606,19 +611,47 @@ class Reconciler:
                        done + 1, self.max_resubmits)
         return True, ""
 
+    def _exec_host(self, sge_job_id: str) -> str | None:
+        """Where Grid Engine dispatched the job, when the state source can say (a stand-in may not)."""
+        ask = getattr(self.source, "exec_host", None)
+        try:
+            return ask(sge_job_id) if ask is not None else None
+        except Exception:
+            LOGGER.warning("could not ask Grid Engine where job %s runs", sge_job_id, exc_info=True)
+            return None
+
     def _job_spec(self, job: JobRecord, dump: str) -> JobSpec:
         """The job template of ``job``, built from its dump as the web host built it."""
         from .compat import restore_job
         from .scheduler import build_job_spec
 
         assert self.config is not None and self.config.gridengine is not None
-        process, _, _ = restore_job(dump, self.config)
+        # The same check as the launcher's (compat.dump_process), and the dump must name the row's process.
+        process, _, _ = restore_job(dump, self.config, identifier=job.identifier)
         return build_job_spec(uuid=job.uuid, identifier=job.identifier, workdir=str(job.workdir), dump_filename=dump,
                               declared_resources=getattr(process, "gridengine_resources", None),
                               settings=self.config.gridengine, environ=os.environ)
 
 
 RESUBMITTED = "resubmitted"
+
+_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*\Z")
+
+
+def avoiding(spec: JobSpec, host: str) -> JobSpec:
+    """``spec`` with a soft request to run anywhere but ``host``, the exec host that lost the job.
+
+    Grid Engine goes on offering a host that died to jobs until it has not
+    heard from it for ``max_unheard`` (5 minutes by default): without this the
+    job submitted again can be dispatched to the same dead host and lost again.
+    Soft (``-soft``, sge_types(1)'s ``!`` host expression): a cluster whose
+    only free host is that one still runs the job there, rather than never.
+    The request comes last, so no option of the spec is made soft with it.
+    """
+    if not _HOST_NAME.match(host):
+        return spec
+    native = f"{spec.native_specification} -soft -l hostname=!{host}".strip()
+    return dataclasses.replace(spec, native_specification=native)
 
 
 def job_dump(workdir: str | None) -> tuple[str | None, str]:
@@ -759,6 +792,16 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 ERROR_REASON_LENGTH = 300
 
 
+# ``qstat -j N`` of a running job: "exec_host_list        1:    exec1:1" (host, then its slots).
+_EXEC_HOST_LIST = re.compile(r"^exec_host_list\s+\d+:\s+([A-Za-z0-9][A-Za-z0-9.-]*):\d+", re.MULTILINE)
+
+
+def dispatched_host(qstat_text: str) -> str | None:
+    """The (first) host a running job was dispatched to, from ``qstat -j N``; None when it names none."""
+    match = _EXEC_HOST_LIST.search(qstat_text)
+    return match.group(1) if match else None
+
+
 def error_state_reason(qstat_text: str) -> str | None:
     """Grid Engine's reason for a job's error state, from ``qstat -j N``; None when it gives none.
 
@@ -852,20 +895,33 @@ class GridEngineStateSource:
     def _error_reason(self, sge_job_id: str) -> str | None:
         """Grid Engine's reason for the job's error state (``qstat -j``); None when it cannot be had.
 
-        Bounded by :attr:`QSTAT_TIMEOUT`; a qstat that fails or does not answer
-        leaves the reason out (the job is failed all the same: DRMAA said error
-        state), it does not stop the pass.
+        A qstat that fails or does not answer leaves the reason out (the job is
+        failed all the same: DRMAA said error state), it does not stop the pass.
         """
+        text = self._qstat_job(sge_job_id)
+        return error_state_reason(text) if text is not None else None
+
+    def exec_host(self, sge_job_id: str) -> str | None:
+        """The host Grid Engine dispatched a running job to (``qstat -j``); None when it cannot be had.
+
+        DRMAA's job status has no host; the reconciler asks only for a job it
+        is about to submit again, so that the new one avoids the host that lost it.
+        """
+        text = self._qstat_job(sge_job_id)
+        return dispatched_host(text) if text is not None else None
+
+    def _qstat_job(self, sge_job_id: str) -> str | None:
+        """``qstat -j`` of one job, bounded by :attr:`QSTAT_TIMEOUT`; None when it fails or does not answer."""
         try:
             proc = subprocess.run([self._qstat, "-j", str(sge_job_id)], capture_output=True, text=True,
                                   errors="replace", timeout=self.QSTAT_TIMEOUT, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
-            LOGGER.warning("qstat -j %s gave no error reason: %s", sge_job_id, e)
+            LOGGER.warning("qstat -j %s did not answer: %s", sge_job_id, e)
             return None
         if proc.returncode != 0:
             LOGGER.warning("qstat -j %s failed (%d): %s", sge_job_id, proc.returncode, proc.stderr.strip()[:200])
             return None
-        return error_state_reason(proc.stdout)
+        return proc.stdout
 
     def _accounting(self, sge_job_id: str) -> dict[str, str]:
         """The job's accounting record; ``{}`` when there is none to read.
