@@ -35,7 +35,7 @@ import enum
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -411,6 +411,47 @@ class JobStore:
             # Indexes of added columns (admission control's client index); create_all made the others.
             for index in self.table.indexes:
                 index.create(conn, checkfirst=True)
+
+    #: What a job's launcher (on an exec host) does to each table, as PostgreSQL privileges:
+    #: table attribute -> privilege -> columns (None: the whole table). Read from the
+    #: launcher's paths: :meth:`get` reads the job row; :meth:`set_job_id`, :meth:`record`
+    #: and :meth:`heartbeat` change it; :meth:`_write_request_row` and PyWPS's own
+    #: ``dblog.update_pid``/``store_status`` (an ORM load of the whole row, then an update)
+    #: change PyWPS's requests row; :meth:`_keep_document` replaces the kept document.
+    #: The launcher never touches the stored requests. Keep it in step with those methods:
+    #: a column missing here fails the launcher's update on a deployment with separate roles.
+    LAUNCHER_PRIVILEGES: ClassVar[dict[str, dict[str, tuple[str, ...] | None]]] = {
+        "table": {
+            "SELECT": None,
+            "UPDATE": ("sge_job_id", "submitted_at", "updated_at", "state", "message", "started_at",
+                       "heartbeat_at", "exec_host", "finished_at", "exit_status", "wallclock", "cpu",
+                       "peak_memory"),
+        },
+        "requests": {"SELECT": None, "UPDATE": ("pid", "status", "time_end", "message", "percent_done")},
+        "documents": {"SELECT": ("uuid",), "INSERT": ("uuid", "sha256", "size", "document"), "DELETE": None},
+    }
+
+    def launcher_grants(self, role: str) -> list[str]:
+        """The SQL that gives ``role`` exactly :attr:`LAUNCHER_PRIVILEGES` on this store's tables (PostgreSQL).
+
+        Each table's privileges of ``role`` are revoked first (column privileges with
+        them), so a right an older release needed does not linger; run the list in one
+        transaction and nobody sees the gap.
+        """
+        quote = self.engine.dialect.identifier_preparer.quote
+        statements = []
+        for attribute, privileges in self.LAUNCHER_PRIVILEGES.items():
+            table: sa.Table = getattr(self, attribute)
+            name = quote(table.name)
+            statements.append(f"REVOKE ALL ON TABLE {name} FROM {quote(role)}")
+            for privilege, columns in privileges.items():
+                if columns is not None:
+                    missing = [column for column in columns if column not in table.columns]
+                    if missing:
+                        raise ValueError(f"{table.name} has no column {', '.join(missing)}")
+                columns_sql = f" ({', '.join(quote(column) for column in columns)})" if columns else ""
+                statements.append(f"GRANT {privilege}{columns_sql} ON TABLE {name} TO {quote(role)}")
+        return statements
 
     def leader_lock(self, name: str) -> LeaderLock:
         return LeaderLock(self.engine, name)
