@@ -211,3 +211,21 @@ def test_the_document_write_runs_under_the_change_and_can_undo_it(tmp_path):
     assert jobs.get("u1").state == "started"  # rolled back: the row never says more than the document
     assert not jobs.record("u1", "accepted", "queued", 0, then=lambda: written.append("accepted"))
     assert written == ["started"]  # a refused change writes no document
+
+
+def test_launcher_grants_name_the_launchers_columns_only(tmp_path):
+    """The launcher's grants (made by the deployment's one-shot step): every column a job writes, no other table."""
+    statements = store(tmp_path).launcher_grants("wps_launcher")
+    assert statements[0] == "REVOKE ALL ON TABLE t_gridengine_jobs FROM wps_launcher"
+    assert not [s for s in statements if "stored_requests" in s]
+    update = next(s for s in statements if s.startswith("GRANT UPDATE") and "gridengine_jobs" in s)
+    written = {"state", "message", "started_at", "heartbeat_at", "exec_host", "finished_at", "updated_at",
+               "sge_job_id", "submitted_at", *Usage(exit_status=0, wallclock=1.0, cpu=1.0, peak_memory=1.0).values()}
+    assert set(update[update.index("(") + 1:update.index(")")].split(", ")) == written
+    assert "client" not in update and "resubmits" not in update
+
+
+def test_launcher_grants_refuse_a_column_the_table_lacks(tmp_path, monkeypatch):
+    monkeypatch.setitem(JobStore.LAUNCHER_PRIVILEGES, "requests", {"UPDATE": ("pid", "no_such_column")})
+    with pytest.raises(ValueError, match="t_requests has no column no_such_column"):
+        store(tmp_path).launcher_grants("wps_launcher")

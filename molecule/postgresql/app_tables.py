@@ -10,10 +10,9 @@ tables and the real grants.
 import sys
 
 import sqlalchemy as sa
+from pywps_gridengine.jobs import JobStore
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.schema import CreateIndex, CreateTable
-
-from pywps_gridengine.jobs import JobStore
 
 
 def main() -> int:
