@@ -630,3 +630,20 @@ def test_failed_document_of_a_job_whose_work_directory_is_gone(repairing):
     write_failed_document(env.config, "sleep", "job-nowd", str(gone), "120", "Grid Engine could not start it.")
     assert status_of(env.status_doc("job-nowd")) == "ProcessFailed"
     assert not gone.exists()
+
+
+def test_dispatched_host_read_from_qstat_xml():
+    from pywps_gridengine.reconciler import dispatched_host
+
+    def running(number: str, queue: str) -> str:
+        return (f'<job_list state="running"><JB_job_number>{number}</JB_job_number><JB_name>pywps-x</JB_name>'
+                f"<state>r</state><queue_name>{queue}</queue_name><slots>1</slots></job_list>")
+
+    text = (f"<?xml version='1.0'?><job_info><queue_info>{running('5', 'all.q@exec2')}"
+            f"{running('47', 'wps.q@exec1.cluster.example')}</queue_info><job_info></job_info></job_info>")
+    assert dispatched_host(text, "47") == "exec1.cluster.example"
+    assert dispatched_host(text, "5") == "exec2"
+    assert dispatched_host(text, "4") is None  # not running (any more): no host
+    assert dispatched_host(f"<job_info>{running('9', 'all.q')}</job_info>", "9") is None
+    assert dispatched_host(f"<job_info>{running('9', 'all.q@-x y')}</job_info>", "9") is None
+    assert dispatched_host("error: commlib error", "9") is None

@@ -314,3 +314,45 @@ def test_a_job_table_of_an_older_release_gets_the_resubmits_column(tmp_path):
     assert jobs.resubmitted("old", "41", "42", "moved")
     assert jobs.resubmitted("old", "42", "43", "moved again")
     assert (jobs.get("old").sge_job_id, jobs.get("old").resubmits) == ("43", 2)
+
+
+class HostSource(TableSource):
+    """Grid Engine's state, and the host each running job was dispatched to (``qstat -j``)."""
+
+    def __init__(self, hosts: dict[str, str | Exception]) -> None:
+        super().__init__()
+        self.hosts = hosts
+
+    def exec_host(self, sge_job_id: str) -> str | None:
+        host = self.hosts.get(sge_job_id)
+        if isinstance(host, Exception):
+            raise host
+        return host
+
+
+def test_job_run_again_prefers_another_host_than_the_one_that_lost_it(make_cluster):
+    cluster = make_cluster()
+    cluster.source = cluster.reconciler.source = HostSource({FIRST: "exec1"})
+    uuid = submitted_sleep(cluster)
+    [original] = cluster.web.specs
+    cluster.lose(FIRST)
+    assert cluster.passes_until_verdict().resubmitted == 1
+    [again] = cluster.resubmitter.specs
+    # Soft and last: the spec's own options keep their meaning, a cluster with only that host still runs it.
+    assert again.native_specification == f"{original.native_specification} -soft -l hostname=!exec1"
+    assert again.args == original.args and again.environment == original.environment
+    record = cluster.store.get(uuid)
+    assert record.message == f"Resubmitted as Grid Engine job 5000: Grid Engine job {FIRST} was lost on exec1 " \
+                             "before it started"
+
+
+@pytest.mark.parametrize("host", [OSError("qstat not found"), None, "exec1 -l h_rt=0", "-q", ""])
+def test_job_run_again_unchanged_when_its_host_is_unknown_or_not_a_host_name(make_cluster, host):
+    cluster = make_cluster()
+    cluster.source = cluster.reconciler.source = HostSource({FIRST: host})
+    submitted_sleep(cluster)
+    [original] = cluster.web.specs
+    cluster.lose(FIRST)
+    assert cluster.passes_until_verdict().resubmitted == 1
+    [again] = cluster.resubmitter.specs
+    assert again == original

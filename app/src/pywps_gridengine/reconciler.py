@@ -57,6 +57,7 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ElementTree  # parses only qstat's own output
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -792,14 +793,22 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 ERROR_REASON_LENGTH = 300
 
 
-# ``qstat -j N`` of a running job: "exec_host_list        1:    exec1:1" (host, then its slots).
-_EXEC_HOST_LIST = re.compile(r"^exec_host_list\s+\d+:\s+([A-Za-z0-9][A-Za-z0-9.-]*):\d+", re.MULTILINE)
+def dispatched_host(qstat_xml: str, sge_job_id: str) -> str | None:
+    """The host job ``sge_job_id`` runs on, from ``qstat -xml -s r``; None when the list does not show it.
 
-
-def dispatched_host(qstat_text: str) -> str | None:
-    """The (first) host a running job was dispatched to, from ``qstat -j N``; None when it names none."""
-    match = _EXEC_HOST_LIST.search(qstat_text)
-    return match.group(1) if match else None
+    Each running job is a ``job_list`` element with its ``JB_job_number`` and
+    its queue instance ``queue_name`` (``all.q@exec1``); a parallel job's
+    master queue comes first. The text is qstat's own, on this host.
+    """
+    try:
+        root = ElementTree.fromstring(qstat_xml)
+    except ElementTree.ParseError:
+        return None
+    for entry in root.iter("job_list"):
+        if (entry.findtext("JB_job_number") or "").strip() == str(sge_job_id):
+            _, _, host = (entry.findtext("queue_name") or "").strip().partition("@")
+            return host if _HOST_NAME.match(host) else None
+    return None
 
 
 def error_state_reason(qstat_text: str) -> str | None:
@@ -849,7 +858,7 @@ class GridEngineStateSource:
         self._session = drmaa.Session()
         self._session.initialize()
         self._qacct = qacct
-        self._qstat = qstat
+        self._qstat_command = qstat
         self._accounting_file = accounting_file
         self._reporting_file = reporting_file
         self._warned_no_accounting = False
@@ -902,24 +911,30 @@ class GridEngineStateSource:
         return error_state_reason(text) if text is not None else None
 
     def exec_host(self, sge_job_id: str) -> str | None:
-        """The host Grid Engine dispatched a running job to (``qstat -j``); None when it cannot be had.
+        """The host Grid Engine dispatched a running job to; None when it cannot be had.
 
-        DRMAA's job status has no host; the reconciler asks only for a job it
-        is about to submit again, so that the new one avoids the host that lost it.
+        DRMAA's job status has no host, nor has ``qstat -j`` in Grid Engine
+        8.1; the running jobs' list has (``qstat -xml -s r``, its queue
+        instance ``queue@host``). The reconciler asks only for a job it is
+        about to submit again, so that the new one avoids the host that lost it.
         """
-        text = self._qstat_job(sge_job_id)
-        return dispatched_host(text) if text is not None else None
+        text = self._qstat(["-xml", "-u", "*", "-s", "r"], f"the host of job {sge_job_id}")
+        return dispatched_host(text, sge_job_id) if text is not None else None
 
     def _qstat_job(self, sge_job_id: str) -> str | None:
-        """``qstat -j`` of one job, bounded by :attr:`QSTAT_TIMEOUT`; None when it fails or does not answer."""
+        """``qstat -j`` of one job; None when it fails or does not answer."""
+        return self._qstat(["-j", str(sge_job_id)], f"job {sge_job_id}")
+
+    def _qstat(self, args: list[str], what: str) -> str | None:
+        """qstat's output, bounded by :attr:`QSTAT_TIMEOUT`; None (logged) when it fails or does not answer."""
         try:
-            proc = subprocess.run([self._qstat, "-j", str(sge_job_id)], capture_output=True, text=True,
+            proc = subprocess.run([self._qstat_command, *args], capture_output=True, text=True,
                                   errors="replace", timeout=self.QSTAT_TIMEOUT, check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
-            LOGGER.warning("qstat -j %s did not answer: %s", sge_job_id, e)
+            LOGGER.warning("qstat for %s did not answer: %s", what, e)
             return None
         if proc.returncode != 0:
-            LOGGER.warning("qstat -j %s failed (%d): %s", sge_job_id, proc.returncode, proc.stderr.strip()[:200])
+            LOGGER.warning("qstat for %s failed (%d): %s", what, proc.returncode, proc.stderr.strip()[:200])
             return None
         return proc.stdout
 

@@ -333,22 +333,24 @@ def test_exec_host_killed_mid_job_then_back(host):
         for location, (state, text, seen_at) in outcomes.items():
             row = job_row(uuid_of(location))
             if location in doomed:
-                assert state == "ProcessFailed" and "Lost contact" in text and victim in text, text
+                assert state == "ProcessFailed" and "Lost contact" in text and victim in text, (text, row)
                 reason = text
                 took = max(took, seen_at - lost)
             elif state == "ProcessFailed":
                 # It started on the victim between the look at the documents and the kill:
                 # one of its jobs as well. A job that never started there must not fail.
-                assert row["exec_host"] == victim and "Lost contact" in text and "no heartbeat" in text, text
+                assert row["exec_host"] == victim and "Lost contact" in text and "no heartbeat" in text, (text, row)
             else:
                 # Waiting for a slot, running on the other host, or dispatched to the victim
                 # as it died, before its launcher wrote the start: that one is run again
                 # (a new Grid Engine job id), within submit_timeout + a pass + its run.
-                assert state == "ProcessSucceeded", text
+                assert state == "ProcessSucceeded", (text, row)
                 if row["sge_job_id"] != rows[location]["sge_job_id"] and rows[location]["sge_job_id"]:
                     resubmitted += 1
-                    assert row["exec_host"] != victim, row
-                    assert seen_at - lost <= SUBMIT_TIMEOUT + 2 * INTERVAL + 12 + 30, seen_at - lost
+                    # Submitted again with a soft request for another host than the one that lost it:
+                    # the qmaster offers the dead host for max_unheard (5 min), the other has free slots.
+                    assert row["exec_host"] != victim, (victim, row)
+                    assert seen_at - lost <= SUBMIT_TIMEOUT + 2 * INTERVAL + 12 + 30, (seen_at - lost, row)
         # The last heartbeat was at most one heartbeat interval before the kill.
         assert took <= HEARTBEAT_TIMEOUT + INTERVAL + 5, took
         report(f"exec host {victim} killed mid-job ({len(doomed)} job(s) on it, {resubmitted} lost before "
