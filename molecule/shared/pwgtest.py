@@ -122,3 +122,15 @@ def failed_tasks(report: dict, host_name: str) -> list[dict]:
         for task in play["tasks"]
         if task["hosts"].get(host_name, {}).get("failed")
     ]
+
+
+def refusal(run: subprocess.CompletedProcess, report: dict, host_name: str) -> str:
+    """The message (JSON) of the one check a run_playbook run must stop at on HOST_NAME,
+    having changed nothing there: what every bad-input test reads."""
+    assert run.returncode != 0, run.stdout[-3000:] + run.stderr
+    stats = report["stats"][host_name]
+    assert stats["failures"] == 1, (host_name, stats)
+    assert stats["changed"] == 0, (host_name, stats)
+    failures = failed_tasks(report, host_name)
+    assert len(failures) == 1, failures
+    return json.dumps(failures[0])
