@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import growth  # bench/growth.py: the growth figure (2 -> 8 exec hosts and back)
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 DEMO_PREFIX = "pwg-demo-"
@@ -442,6 +444,9 @@ def rows_for(results: dict[str, Any]) -> list[Row]:
                         f"{b['rows']} -> {a['rows']} / {b['table_bytes'] // 1024} -> {a['table_bytes'] // 1024}",
                         f"database {b['database_bytes'] // 1024} -> {a['database_bytes'] // 1024} kB",
                         "no growth", verdict(a["rows"] <= b["rows"] and a["table_bytes"] <= b["table_bytes"])))
+    if results.get("growth"):  # growth figure (bench/growth.py)
+        rows += [Row(name, measured, counterpart, target, "-" if ok is None else verdict(ok))
+                 for name, measured, counterpart, target, ok in growth.rows(results["growth"])]
     return rows
 
 
@@ -515,7 +520,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--db-requests", type=int, default=10000, help="discovery requests of the database check")
     parser.add_argument("--db-timeout", type=int, default=1200, help="seconds the database check may take")
     parser.add_argument("--skip", action="append", default=[], help="leave out a figure: discovery, async, "
-                        "original-scheduler, throughput, importtime, db (repeatable)")
+                        "original-scheduler, throughput, importtime, db, growth (repeatable)")
     args = parser.parse_args(argv)
     for name in ("duration", "connections", "threads", "runs", "jobs", "clients", "db_requests", "burst_timeout",
                  "db_timeout"):
@@ -523,7 +528,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be between 1 and 100000")
     if args.duration > 300:
         parser.error("--duration is at most 300 s")
-    known = {"discovery", "async", "original-scheduler", "throughput", "importtime", "db"}
+    known = {"discovery", "async", "original-scheduler", "throughput", "importtime", "db", "growth"}
     if set(args.skip) - known:
         parser.error(f"--skip takes {', '.join(sorted(known))}")
     return args
@@ -601,6 +606,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if demo and "importtime" not in args.skip:
             log("launcher import time on " + demo.settings["exec_host"])
             results["launcher_importtime"] = demo.launcher_importtime()
+        # growth figure (bench/growth.py): the demo scaled out to 8 exec hosts and back, each step timed
+        if "growth" not in args.skip and not demo:
+            log("growth: skipped, it scales the demo's own containers (not measured with --url)")
+        elif "growth" not in args.skip and demo:
+            try:
+                results["growth"] = growth.measure(runner, target.url, target.connect, demo.settings,
+                                                   args.burst_timeout)
+            except growth.GrowthError as e:
+                raise BenchError(f"growth: {e}") from e
+        # end growth figure
     except BenchError as e:
         print(f"./pwg bench: {e}", file=sys.stderr)
         return 1
