@@ -2,7 +2,7 @@
 
 Usage (as the service user, who alone may read pywps.cfg)::
 
-    pywps-gridengine-jobs list [--state S] [--process ID] [--since DURATION|ISO] [--limit N] [--json]
+    pywps-gridengine-jobs list [--state S] [--process ID] [--since DURATION|ISO] [--limit N] [--offset N] [--json]
     pywps-gridengine-jobs show JOB [--json]
     pywps-gridengine-jobs log JOB [--lines N]
 
@@ -170,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "(UTC unless it names an offset)")
     listing.add_argument("--limit", metavar="N", type=_bounded_int(1, 1_000_000), default=DEFAULT_LIMIT,
                          help=f"at most N jobs (default {DEFAULT_LIMIT})")
+    listing.add_argument("--offset", metavar="N", type=_bounded_int(0, 100_000_000), default=0,
+                         help="skip the newest N jobs of the list (the next page: --offset plus --limit)")
     listing.add_argument("--json", action="store_true", help="one JSON list, times in ISO 8601 UTC")
 
     job_help = "a WPS job uuid, a unique prefix of one, or a Grid Engine job id (sge:123, or a bare number)"
@@ -526,7 +528,7 @@ def print_show(job: JobRecord, files: list[JobFile] | None, files_error: str | N
 def cmd_list(args: argparse.Namespace, config: AppConfig, store: JobStore) -> int:
     since = args.since.cutoff(store) if args.since is not None else None
     states = STATE_CHOICES[args.state] if args.state else ()
-    jobs = store.find(states=states, identifier=args.process, since=since, limit=args.limit + 1)
+    jobs = store.find(states=states, identifier=args.process, since=since, limit=args.limit + 1, offset=args.offset)
     more, jobs = len(jobs) > args.limit, jobs[: args.limit]
     if args.json:
         print_json([job_json(job) for job in jobs])
@@ -535,7 +537,9 @@ def cmd_list(args: argparse.Namespace, config: AppConfig, store: JobStore) -> in
     else:
         print("no jobs")
     if more:
-        print(f"{PROG}: showing the newest {args.limit} jobs; there are more (--limit)", file=sys.stderr)
+        skipped = f" after the newest {args.offset}" if args.offset else ""
+        print(f"{PROG}: showing the newest {args.limit} jobs{skipped}; there are more "
+              f"(--limit, next page: --offset {args.offset + args.limit})", file=sys.stderr)
     return 0
 
 

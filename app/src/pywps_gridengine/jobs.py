@@ -33,14 +33,18 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import hashlib
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
+
+# PyWPS's logger, which its configuration ([logging]) sends to the service's log.
+LOGGER = logging.getLogger("PYWPS")
 
 
 class JobState(enum.StrEnum):
@@ -181,7 +185,27 @@ def _jobs_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
         # How often the reconciler submitted the job again after Grid Engine lost it before it
         # started (JobStore.resubmitted); None: never.
         sa.Column("resubmits", sa.Integer, nullable=True),
+        # The job list (JobStore.find): newest first, (created_at, uuid) descending, read backwards
+        # along an index, with no filter, with a state and with a process identifier, so a page of
+        # a large table is an index range scan and never a scan and sort of the whole table.
+        *_list_indexes(prefix),
     )
+
+
+def _list_indexes(prefix: str) -> list[sa.Index]:
+    """The indexes of :meth:`JobStore.find`'s order, each led by the column a filter fixes (if any).
+
+    The order's columns end each of them, so with the filter's equality the
+    index yields the rows already ordered, and a page cursor
+    (``(created_at, uuid) < (...)``) is a range condition on the index.
+    Created on an existing table too (:meth:`JobStore._add_missing_indexes`).
+    """
+    name = f"ix_{prefix}gridengine_jobs"
+    return [
+        sa.Index(f"{name}_created", "created_at", "uuid"),
+        sa.Index(f"{name}_state_created", "state", "created_at", "uuid"),
+        sa.Index(f"{name}_identifier_created", "identifier", "created_at", "uuid"),
+    ]
 
 
 def _documents_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
@@ -280,6 +304,22 @@ class JobRecord:
     resubmits: int | None = None
 
 
+class PageCursor(NamedTuple):
+    """Where a page of :meth:`JobStore.find` ended: the last row's ``created_at`` and ``uuid``.
+
+    The next page is the rows after it in the list's order (keyset paging): it
+    costs the same at any depth, and a job created or deleted between two
+    pages neither repeats a row nor skips one, which an offset would.
+    """
+
+    created_at: dt.datetime
+    uuid: str
+
+    @classmethod
+    def of(cls, job: JobRecord) -> PageCursor:
+        return cls(job.created_at, job.uuid)
+
+
 @dataclass(frozen=True)
 class CleanupRows:
     """What the database holds about one job the clean-up considers."""
@@ -369,6 +409,7 @@ class JobStore:
             # as well (same definitions) lets the store work before PyWPS has run.
             self.metadata.create_all(engine, checkfirst=True)
             self._add_missing_columns()
+            self._add_missing_indexes()
         inspector = sa.inspect(engine)
         self.has_jobs_table = create_table or inspector.has_table(self.table.name)
         self._has_stored = inspector.has_table(self.stored.name)
@@ -408,9 +449,25 @@ class JobStore:
                 kind = column.type.compile(dialect=self.engine.dialect)
                 conn.execute(sa.text(f"ALTER TABLE {preparer.quote(self.table.name)} "
                                      f"ADD COLUMN {preparer.quote(column.name)} {kind}"))
-            # Indexes of added columns (admission control's client index); create_all made the others.
-            for index in self.table.indexes:
-                index.create(conn, checkfirst=True)
+
+    def _add_missing_indexes(self) -> None:
+        """Create the job table's indexes an existing table lacks (``create_all`` makes them only with the table).
+
+        The deployment's one-shot step, as the table's owner, creates them. A
+        role that may not (the web tier's, on a database the step has not
+        brought up to date yet) goes on without them: an index is speed, not
+        behaviour, and the next run of the step adds it.
+        """
+        have = {index["name"] for index in sa.inspect(self.engine).get_indexes(self.table.name)}
+        for index in sorted(self.table.indexes, key=lambda index: str(index.name)):
+            if index.name in have:
+                continue
+            try:
+                with self.engine.begin() as conn:
+                    index.create(conn, checkfirst=True)
+            except sa.exc.DBAPIError as e:
+                LOGGER.warning("index %s of %s not created (%s); the job list is slower without it",
+                             index.name, self.table.name, (str(e.orig).strip().splitlines() or ["?"])[0])
 
     #: What a job's launcher (on an exec host) does to each table, as PostgreSQL privileges:
     #: table attribute -> privilege -> columns (None: the whole table). Read from the
@@ -740,12 +797,21 @@ class JobStore:
     # it (no job handed to Grid Engine yet) they find nothing.
 
     def find(self, *, states: Sequence[JobState | str] = (), identifier: str | None = None,
-             since: dt.datetime | None = None, limit: int | None = None) -> list[JobRecord]:
+             since: dt.datetime | None = None, limit: int | None = None, offset: int = 0,
+             after: PageCursor | None = None) -> list[JobRecord]:
         """Jobs newest first, created at or after ``since`` (naive UTC), of ``states`` and process ``identifier``.
 
-        Filters, order and ``limit`` are in the SQL, so a table of many jobs
-        sends back only the rows asked for.
+        The order is ``created_at`` then ``uuid``, both descending: total, so
+        pages never overlap. Paging: ``after`` (the :class:`PageCursor` of the
+        previous page's last row) starts after that row, ``offset`` skips that
+        many rows (after ``after``, if both), ``limit`` ends the page. Filters,
+        order and paging are in the SQL, served by the table's list indexes
+        (:func:`_list_indexes`), so a table of many jobs reads and sends back
+        only the page asked for; an ``after`` cursor costs the same at any
+        depth, an ``offset`` reads the rows it skips.
         """
+        if offset < 0 or (limit is not None and limit < 0):
+            raise ValueError(f"offset and limit must not be negative (offset {offset}, limit {limit})")
         if not self.has_jobs_table:
             return []
         t = self.table
@@ -756,9 +822,16 @@ class JobStore:
             query = query.where(t.c.identifier == identifier)
         if since is not None:
             query = query.where(t.c.created_at >= since)
+        if after is not None:
+            # A row comparison, which PostgreSQL matches to the indexes' (created_at, uuid) end.
+            query = query.where(sa.tuple_(t.c.created_at, t.c.uuid)
+                                < sa.tuple_(sa.literal(after.created_at, t.c.created_at.type),
+                                            sa.literal(str(after.uuid), t.c.uuid.type)))
         query = query.order_by(t.c.created_at.desc(), t.c.uuid.desc())
         if limit is not None:
             query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         with self.engine.connect() as conn:
             return [JobRecord(**row) for row in conn.execute(query).mappings()]
 
