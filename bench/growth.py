@@ -194,7 +194,8 @@ def converge(extra: bool, label: str) -> dict[str, Any]:
     totals = recap_totals(hosts)
     changed = {host: counts.get("changed", 0) for host, counts in sorted(hosts.items(), key=lambda i: host_order(i[0]))}
     log(f"growth: {label}: {seconds:.0f} s, changed={totals.get('changed', 0)} on {len(hosts)} hosts")
-    return {"seconds": round(seconds, 1), "hosts": len(hosts), "changed": totals.get("changed", 0),
+    # hosts: the inventory's, without localhost (a play of site.yml runs on the control host)
+    return {"seconds": round(seconds, 1), "hosts": len(set(hosts) - {"localhost"}), "changed": totals.get("changed", 0),
             "ok": totals.get("ok", 0), "changed_per_host": {h: n for h, n in changed.items() if n}}
 
 
