@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import growth  # bench/growth.py: the growth figure (2 -> 8 exec hosts and back)
+import rows as job_rows  # bench/rows.py: the job list and the clean-up at 1,000 and 100,000 job rows
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -447,6 +448,8 @@ def rows_for(results: dict[str, Any]) -> list[Row]:
     if results.get("growth"):  # growth figure (bench/growth.py)
         rows += [Row(name, measured, counterpart, target, "-" if ok is None else verdict(ok))
                  for name, measured, counterpart, target, ok in growth.rows(results["growth"])]
+    if results.get("rows"):  # rows figure (bench/rows.py)
+        rows += [Row(**row) for row in job_rows.table_rows(results["rows"])]
     return rows
 
 
@@ -520,7 +523,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--db-requests", type=int, default=10000, help="discovery requests of the database check")
     parser.add_argument("--db-timeout", type=int, default=1200, help="seconds the database check may take")
     parser.add_argument("--skip", action="append", default=[], help="leave out a figure: discovery, async, "
-                        "original-scheduler, throughput, importtime, db, growth (repeatable)")
+                        "original-scheduler, throughput, importtime, db, growth, rows (repeatable)")
     args = parser.parse_args(argv)
     for name in ("duration", "connections", "threads", "runs", "jobs", "clients", "db_requests", "burst_timeout",
                  "db_timeout"):
@@ -528,7 +531,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be between 1 and 100000")
     if args.duration > 300:
         parser.error("--duration is at most 300 s")
-    known = {"discovery", "async", "original-scheduler", "throughput", "importtime", "db", "growth"}
+    known = {"discovery", "async", "original-scheduler", "throughput", "importtime", "db", "growth", "rows"}
     if set(args.skip) - known:
         parser.error(f"--skip takes {', '.join(sorted(known))}")
     return args
@@ -616,6 +619,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             except growth.GrowthError as e:
                 raise BenchError(f"growth: {e}") from e
         # end growth figure
+        # rows figure (bench/rows.py): the job list and the clean-up pass in scratch tables of the demo's database
+        if "rows" not in args.skip and not demo:
+            log("rows: skipped, it fills scratch tables in the demo's database (not measured with --url)")
+            results["rows"] = {"skipped": "not measured with --url (it needs the demo's database)"}
+        elif "rows" not in args.skip and demo:
+            log("rows: the job list and the clean-up pass at "
+                + " and ".join(f"{n:,}" for n in job_rows.SIZES) + " job rows")
+            results["rows"] = job_rows.measure(demo, log, BenchError, root=ROOT, container_prefix=DEMO_PREFIX)
+        # end rows figure
     except BenchError as e:
         print(f"./pwg bench: {e}", file=sys.stderr)
         return 1
