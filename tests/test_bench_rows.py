@@ -125,18 +125,24 @@ def test_table_rows_of_a_run():
     assert newest["figure"] == "job list newest 50 ms, 1,000 / 100,000 rows"
     assert newest["measured"] == "1.0 / 60.0 (server 0.10 / 6.00; Index Scan Backward ix)"
     assert newest["counterpart"].startswith("10.0 / 600.0 without the list indexes (server 1.00 / 60.00; Seq Scan")
-    assert newest["verdict"] == "MISSED"  # 60 ms is over the target, whatever the plan
+    assert newest["target"] == "database <= 10 at 100,000, index"
+    assert newest["verdict"] == "ok"  # the database's 6 ms is judged, not the client's 60
     tenth = table[-1]
-    assert tenth["measured"] == "30.00 / 30.00 (jobs deleted 10,000 / 10,000)"
+    assert tenth["measured"] == "30.00 / 30.00 (database 27.10 / 27.10; jobs deleted 10,000 / 10,000)"
     assert "delete_ended 27.00 s (10,000 calls)" in tenth["counterpart"]
     assert "requests: Seq Scan" in tenth["counterpart"] and "1 unhashed subplans" in tenth["counterpart"]
 
 
-def test_table_rows_judge_the_plan_at_the_larger_size():
-    fast_but_seq = {"by_size": {1000: size_result(1.0, "index"), 100000: size_result(1.0, "seq scan")}}
-    verdicts = {row["figure"]: row["verdict"] for row in rows.table_rows(fast_but_seq)}
-    assert verdicts["job list newest 50 ms, 1,000 / 100,000 rows"] == "MISSED"
-    assert verdicts[f"job list page 2,000 of {rows.PAGE_SIZE} by offset ms, 1,000 / 100,000 rows"] == "ok"
+def test_table_rows_judge_plan_and_database_time_at_the_larger_size():
+    def verdicts(small: dict, large: dict) -> dict:
+        return {row["figure"]: row["verdict"] for row in rows.table_rows({"by_size": {1000: small, 100000: large}})}
+
+    newest = "job list newest 50 ms, 1,000 / 100,000 rows"
+    offset = f"job list page 2,000 of {rows.PAGE_SIZE} by offset ms, 1,000 / 100,000 rows"
+    assert verdicts(size_result(1.0, "seq scan"), size_result(1.0, "index"))[newest] == "ok"
+    assert verdicts(size_result(1.0, "index"), size_result(1.0, "seq scan"))[newest] == "MISSED"
+    assert verdicts(size_result(1.0, "index"), size_result(200.0, "index"))[newest] == "MISSED"  # database 20 ms
+    assert verdicts(size_result(1.0, "index"), size_result(1.0, "seq scan"))[offset] == "-"  # no target
 
 
 def test_table_rows_of_a_skipped_run():
