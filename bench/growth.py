@@ -80,15 +80,19 @@ def log(message: str) -> None:
 # --- pure parts ------------------------------------------------------------------------------------
 
 
-def inventory_text(hosts: Sequence[str], group: str = "sge_exec", prefix: str = DEMO_PREFIX) -> str:
+def inventory_text(hosts: Sequence[str], group: str = "sge_exec", prefix: str = DEMO_PREFIX,
+                   secrets_dir: Path = ROOT / ".secrets" / DEMO_INVENTORY.name) -> str:
     """The extra inventory source: the hosts in the group, each with how Ansible reaches its container.
 
     inventories/demo's zz-containers.yml (a constructed source) sets these
     only for the hosts read before it, so a later source sets them itself.
+    The contract derives cluster_secrets_dir (the database CA, the generated
+    passwords) from the host's inventory_dir, which for these hosts is this
+    file's directory: they are given the demo's.
     """
     doc = {"all": {"children": {group: {"hosts": {
         name: {"ansible_connection": "community.docker.docker", "ansible_host": prefix + name,
-               "ansible_user": "root"} for name in hosts}}}}}
+               "ansible_user": "root", "cluster_secrets_dir": str(secrets_dir)} for name in hosts}}}}}
     return ("---\n# Written by ./pwg bench (bench/growth.py) while the demo runs with more exec hosts;\n"
             "# removed when it has scaled back in. Given after inventories/demo.\n"
             + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))

@@ -3,6 +3,7 @@ source as Ansible reads it, the changed counts of a PLAY RECAP, the jobs per hos
 the addresses the added hosts' containers get."""
 
 import json
+import re
 import sys
 
 import pytest
@@ -120,6 +121,11 @@ def test_extra_inventory_adds_the_hosts_to_sge_exec_with_their_containers(tmp_pa
     for name in ("exec1", "web1"):  # set by the demo's constructed source: --list marks them unsafe
         value = hostvars[name]["ansible_host"]
         assert (value.get("__ansible_unsafe") if isinstance(value, dict) else value) == f"pwg-demo-{name}"
+    # the database CA and generated secrets: the demo's, not a directory derived from the extra file's place
+    shown = ansible("ansible", "-i", str(ROOT / "inventories" / "demo"), "-i", str(extra), "exec1,exec3",
+                    "-m", "ansible.builtin.debug", "-a", "var=cluster_db_tls_dir").stdout
+    dirs = set(re.findall(r'"cluster_db_tls_dir": "([^"]+)"', shown))
+    assert dirs == {str(ROOT / ".secrets" / "demo" / "db-tls")}, shown
     graph = ansible("ansible-inventory", "-i", str(ROOT / "inventories" / "demo"), "-i", str(extra),
                     "--graph", "nfs_clients").stdout
     assert "exec4" in graph
