@@ -21,6 +21,9 @@ RULES = "/etc/nftables.d/pywps-gridengine.nft"
 NFS_PORT = 2049
 # firewall_ssh_allow of the scenario (inventory/group_vars/all/firewall.yml): the docker host.
 SSH_ALLOWED = "10.213.3.1"
+# ansible_docker_extra_env is an option of the docker connection plugin itself: the runs
+# that pass SSH_CLIENT through it use the plugin, not Mitogen's connection (ansible.cfg).
+PLAIN_DOCKER = {"ansible_connection": "community.docker.docker"}
 testinfra_hosts = [spec(SERVER)]
 
 
@@ -166,6 +169,7 @@ def test_control_host_inside_the_ssh_list_passes():
     passes the same variable into its exec session (ansible_docker_extra_env)."""
     variables = {
         "firewall_control_connection": "ssh",
+        **PLAIN_DOCKER,
         "ansible_docker_extra_env": {"SSH_CLIENT": f"{SSH_ALLOWED} 50022 22"},
     }
     run, report = run_playbook("firewall", variables)
@@ -181,12 +185,14 @@ def test_control_host_inside_the_ssh_list_passes():
         ({"firewall_web_clients": ["10.213.3.5/24"]}, ["firewall_web_clients (10.213.3.5/24)"]),
         ({"firewall_ssh_allow": []}, ["firewall_ssh_allow is empty"]),
         (
-            {"firewall_control_connection": "ssh", "ansible_docker_extra_env": {"SSH_CLIENT": "192.0.2.7 50022 22"}},
+            {"firewall_control_connection": "ssh", **PLAIN_DOCKER,
+             "ansible_docker_extra_env": {"SSH_CLIENT": "192.0.2.7 50022 22"}},
             ["cut off Ansible's own SSH session", "from 192.0.2.7", f"firewall_ssh_allow ({SSH_ALLOWED})"],
         ),
         (
             {
                 "firewall_control_connection": "ssh",
+                **PLAIN_DOCKER,
                 "ansible_docker_extra_env": {"SSH_CLIENT": f"{SSH_ALLOWED} 50022 2222"},
             },
             ["cut off Ansible's own SSH session", "to port 2222", "firewall_ssh_port is 22"],
