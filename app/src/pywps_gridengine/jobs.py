@@ -915,15 +915,42 @@ class JobStore:
                                            .where(self.stored.c.uuid.in_(uuids))).scalars())
         return [CleanupRows(uuid, requests.get(uuid), jobs.get(uuid), uuid in stored) for uuid in uuids]
 
-    def delete_ended(self, uuid: str, cutoff: Cutoff) -> None:
-        """Compare-and-delete the rows of an ended job: a row that changed since it was read stays."""
+    def delete_ended(self, uuids: str | Sequence[str], cutoff: Cutoff) -> set[str]:
+        """Compare-and-delete the rows of ended jobs, one transaction for all of ``uuids``.
+
+        The clean-up passes a chunk (:data:`.cleanup.CHUNK`) of jobs whose files it
+        removed: one statement per table for the chunk, not one transaction per
+        job (about 18 ms each on PostgreSQL: 190 s for 10,000 jobs). Each row is
+        deleted only if it still says ended before ``cutoff`` when the statement
+        runs (the condition is in the DELETE, evaluated by the database against
+        the row it deletes), and a job keeps all its rows when one of them is
+        no longer ended: its requests row stays while its job row is not ended,
+        its job row while a requests row stays, its kept document while its job
+        row stays. A database error rolls the whole chunk back and is raised;
+        chunks already committed stay done. Returns the uuids of ``uuids`` that
+        still have a requests or job row (kept: they changed since they were read).
+        """
+        chunk = [uuids] if isinstance(uuids, str) else list(uuids)
+        if not chunk:
+            return set()
+        r, j, d = self.requests, self.table, self.documents
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(self.requests).where(self.requests.c.uuid == uuid, *self._request_ended(cutoff)))
+            where = [r.c.uuid.in_(chunk), *self._request_ended(cutoff)]
             if self.has_jobs_table:
-                conn.execute(sa.delete(self.table).where(self.table.c.uuid == uuid, *self._job_ended(cutoff)))
-            if self.has_jobs_table and self._has_documents:  # the kept document goes with its job row
-                d = self.documents
-                conn.execute(sa.delete(d).where(d.c.uuid == uuid, ~sa.exists().where(self.table.c.uuid == uuid)))
+                # NULL-safe "not ended": a row with no finished_at is not ended.
+                job_open = sa.or_(j.c.state.not_in(FINAL_STATES), j.c.finished_at.is_(None),
+                                  j.c.finished_at >= cutoff.utc)
+                where.append(~sa.exists().where(j.c.uuid == r.c.uuid, job_open))
+            conn.execute(sa.delete(r).where(*where))
+            if self.has_jobs_table:
+                conn.execute(sa.delete(j).where(j.c.uuid.in_(chunk), *self._job_ended(cutoff),
+                                                ~sa.exists().where(r.c.uuid == j.c.uuid)))
+                if self._has_documents:  # the kept document goes with its job row
+                    conn.execute(sa.delete(d).where(d.c.uuid.in_(chunk), ~sa.exists().where(j.c.uuid == d.c.uuid)))
+            kept = set(conn.execute(sa.select(r.c.uuid).where(r.c.uuid.in_(chunk))).scalars())
+            if self.has_jobs_table:
+                kept.update(conn.execute(sa.select(j.c.uuid).where(j.c.uuid.in_(chunk))).scalars())
+        return kept
 
     def not_ended_since(self, cutoff: Cutoff) -> set[str]:
         """Jobs started before ``cutoff`` that some row still has as accepted/started/queued."""
