@@ -11,7 +11,7 @@ because they need the tables.
 Environment: ``PWG_DB_URL`` (SQLAlchemy URL of the owner, no password),
 ``PGPASSWORD`` (libpq reads it), ``PWG_DB_PREFIX`` (table prefix),
 ``PWG_DB_LAUNCHER`` (the launcher's role). Prints ``{"changed": ...}``: whether
-a table, a column or a privilege changed, for Ansible's changed status.
+a table, a column, an index or a privilege changed, for Ansible's changed status.
 """
 
 from __future__ import annotations
@@ -24,7 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 # Every privilege on the store's tables, as sorted text: the ACL arrays' order
-# moves when a grant is revoked and made again, their content does not.
+# moves when a grant is revoked and made again, their content does not. Then
+# every column, and every index on the tables with its definition (pg_indexes):
+# an index's own name need not start with the prefix (the job list's are
+# ix_<prefix>...), so it is found by its table, and a release that adds one
+# (JobStore._add_missing_indexes) reports a change.
 SNAPSHOT = sa.text("""
     SELECT c.relname, coalesce(a.attname, ''), acl::text
     FROM pg_class c
@@ -39,6 +43,10 @@ SNAPSHOT = sa.text("""
     JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
     WHERE c.relname LIKE :pattern
+    UNION ALL
+    SELECT i.tablename::text, i.indexname::text, 'index ' || i.indexdef
+    FROM pg_indexes i
+    WHERE i.schemaname = current_schema() AND i.tablename LIKE :pattern
     ORDER BY 1, 2, 3
 """)
 
@@ -57,7 +65,7 @@ def main() -> int:
 
     engine = sa.create_engine(url, poolclass=NullPool)
     before = snapshot(engine, prefix)
-    store = JobStore(engine, prefix)  # creates the missing tables, adds missing columns
+    store = JobStore(engine, prefix)  # creates the missing tables, adds missing columns and indexes
     with engine.begin() as conn:
         for statement in store.launcher_grants(launcher):
             conn.execute(sa.text(statement))
