@@ -116,6 +116,18 @@ def parse_recap(output: str) -> dict[str, dict[str, int]]:
     return hosts
 
 
+def changed_tasks(output: str) -> list[str]:
+    """The tasks that reported a change, in order, each once: why a converge that should change nothing did."""
+    tasks: list[str] = []
+    task = ""
+    for line in ANSI.sub("", output).splitlines():
+        if line.startswith(("TASK [", "RUNNING HANDLER [")):
+            task = line[line.index("[") + 1:line.rindex("]")] if "]" in line else line
+        elif line.startswith("changed:") and task and task not in tasks:
+            tasks.append(task)
+    return tasks
+
+
 def recap_totals(hosts: dict[str, dict[str, int]]) -> dict[str, int]:
     """The counts summed over the hosts."""
     totals: Counter[str] = Counter()
@@ -178,8 +190,8 @@ def inventories(extra: bool) -> list[str]:
     return args + ["-i", str(EXTRA_INVENTORY)] if extra else args
 
 
-def playbook(name: str, args: Sequence[str], log_name: str) -> tuple[float, dict[str, dict[str, int]]]:
-    """Run a playbook; its seconds and PLAY RECAP. A failed run raises GrowthError naming its log."""
+def playbook(name: str, args: Sequence[str], log_name: str) -> tuple[float, dict[str, dict[str, int]], list[str]]:
+    """Run a playbook; its seconds, PLAY RECAP and changed tasks. A failed run raises GrowthError naming its log."""
     start = time.monotonic()
     done = command([ansible_tool("ansible-playbook"), *args, name], timeout=CONVERGE_TIMEOUT_S, log_name=log_name)
     seconds = time.monotonic() - start
@@ -188,19 +200,20 @@ def playbook(name: str, args: Sequence[str], log_name: str) -> tuple[float, dict
         raise GrowthError(f"ansible-playbook {name} ({log_name}) exited {done.returncode} after {seconds:.0f} s: "
                           f"{' | '.join(failed[:3])[:800] or done.stderr[-800:]} "
                           f"(log: {LOGS / f'bench-growth-{log_name}.log'})")
-    return seconds, parse_recap(done.stdout)
+    return seconds, parse_recap(done.stdout), changed_tasks(done.stdout)
 
 
 def converge(extra: bool, label: str) -> dict[str, Any]:
     """site.yml on the demo (and the added hosts when extra): seconds, changed in all, per host."""
     log(f"growth: converge site.yml, {label}")
-    seconds, hosts = playbook("site.yml", inventories(extra), label)
+    seconds, hosts, tasks = playbook("site.yml", inventories(extra), label)
     totals = recap_totals(hosts)
     changed = {host: counts.get("changed", 0) for host, counts in sorted(hosts.items(), key=lambda i: host_order(i[0]))}
     log(f"growth: {label}: {seconds:.0f} s, changed={totals.get('changed', 0)} on {len(hosts)} hosts")
     # hosts: the inventory's, without localhost (a play of site.yml runs on the control host)
     return {"seconds": round(seconds, 1), "hosts": len(set(hosts) - {"localhost"}), "changed": totals.get("changed", 0),
-            "ok": totals.get("ok", 0), "changed_per_host": {h: n for h, n in changed.items() if n}}
+            "ok": totals.get("ok", 0), "changed_per_host": {h: n for h, n in changed.items() if n},
+            "changed_tasks": tasks[:40]}
 
 
 def docker(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -281,7 +294,7 @@ def scale_in() -> dict[str, Any]:
     out: dict[str, Any] = {}
     start = time.monotonic()
     log(f"growth: drain {', '.join(ADDED_HOSTS)} (playbooks/sge-drain.yml)")
-    seconds, _ = playbook("playbooks/sge-drain.yml",
+    seconds, _, _ = playbook("playbooks/sge-drain.yml",
                           [*inventories(False), "-e", f"sge_drain_hosts={','.join(ADDED_HOSTS)}",
                            "-e", f"sge_drain_timeout={DRAIN_TIMEOUT_S}"], "drain")
     out["drain_s"] = round(seconds, 1)
@@ -379,14 +392,19 @@ def rows(growth: dict[str, Any]) -> list[tuple[str, str, str, str, bool | None]]
     b = growth["burst"]
     n_before, n_after = len(growth["exec_hosts_before"]), len(growth["exec_hosts_before"]) + len(growth["added_hosts"])
     per_host = ", ".join(f"{h} {n}" for h, n in b["per_host"].items())
+
+    def why(run: dict[str, Any]) -> str:  # what a converge expected to change nothing changed
+        tasks = run.get("changed_tasks", [])
+        return f"; changed: {', '.join(tasks[:3])}{' ...' if len(tasks) > 3 else ''}" if tasks else ""
+
     return [
         (f"converge, no change, {n_before} exec hosts s", f"{before['seconds']:.0f} (changed {before['changed']})",
-         f"{before['hosts']} hosts", "changed 0", before["changed"] == 0),
+         f"{before['hosts']} hosts{why(before)}", "changed 0", before["changed"] == 0),
         (f"scale out {n_before} -> {n_after} exec hosts (first converge) s",
          f"{out['seconds']:.0f} (changed {out['changed']})",
          f"{out['hosts']} hosts; containers {growth['containers_s']:.0f} s", "-", None),
         (f"converge, no change, {n_after} exec hosts s", f"{after['seconds']:.0f} (changed {after['changed']})",
-         f"{before['seconds']:.0f} s with {n_before}", "changed 0", after["changed"] == 0),
+         f"{before['seconds']:.0f} s with {n_before}{why(after)}", "changed 0", after["changed"] == 0),
         (f"jobs per exec host in a burst ({b['jobs']} x sleep {b['inputs']})",
          f"{per_host} (qacct: {b['accounted']} jobs)",
          f"{b['jobs_per_min']:.0f} jobs/min; succeeded {b['succeeded']}, failed {b['failed']}, lost {b['lost']}",
@@ -394,6 +412,7 @@ def rows(growth: dict[str, Any]) -> list[tuple[str, str, str, str, bool | None]]
         (f"scale back in {n_after} -> {n_before} s",
          f"{back['seconds']:.0f} (drain {back['drain_s']:.0f}, containers {back['containers_s']:.0f}, "
          f"converge {back['converge']['seconds']:.0f})",
-         f"then no change {back['noop']['seconds']:.0f} s (changed {back['noop']['changed']})", "changed 0",
+         f"then no change {back['noop']['seconds']:.0f} s (changed {back['noop']['changed']}){why(back['noop'])}",
+         "changed 0",
          back["noop"]["changed"] == 0),
     ]

@@ -19,6 +19,16 @@ RECAP = f"""\
 TASK [firewall : Load the table] ***********************************************
 ok: [exec2]
 
+TASK [common : Write the cluster hosts into /etc/hosts] ************************
+changed: [exec1]
+changed: [web1]
+
+RUNNING HANDLER [sge_qmaster : Restart the qmaster] ****************************
+changed: [qmaster]
+
+TASK [pywps : Ship the wheelhouse] *********************************************
+ok: [web1]
+
 PLAY RECAP *********************************************************************
 {DB1_COLOURED}
 exec1                      : ok=120  changed=0    unreachable=0    failed=0    skipped=31   rescued=0    ignored=0
@@ -37,6 +47,11 @@ def test_recap_counts_every_host_and_sums_changed():
     assert hosts["exec10"]["ignored"] == 1
     assert growth.recap_totals(hosts)["changed"] == 20
     assert growth.recap_totals(hosts)["ok"] == 449
+
+
+def test_changed_tasks_are_named_once_each():
+    assert growth.changed_tasks(RECAP) == ["common : Write the cluster hosts into /etc/hosts",
+                                           "sge_qmaster : Restart the qmaster"]
 
 
 def test_recap_is_the_last_one_of_the_output():
