@@ -437,11 +437,11 @@ def rows_for(results: dict[str, Any]) -> list[Row]:
         top = ", ".join(f"{t['module']} {t['cumulative_ms']:.0f}" for t in imp["top"])
         rows.append(Row("launcher import time ms (top 5 ms)", f"{imp['total_ms']:.0f} ({top})",
                         f"process {imp['wall_s']:.2f} s"))
-    growth = results.get("db_growth")
-    if growth:
-        b, a = growth["before"], growth["after"]
-        short = f" of {growth['asked']:,} asked" if growth["requests"] < growth["asked"] else ""
-        rows.append(Row(f"{b['table']} rows / kB, {growth['requests']:,}{short} discovery requests (no-cache)",
+    db = results.get("db_growth")  # not "growth": that is the module of the growth figure
+    if db:
+        b, a = db["before"], db["after"]
+        short = f" of {db['asked']:,} asked" if db["requests"] < db["asked"] else ""
+        rows.append(Row(f"{b['table']} rows / kB, {db['requests']:,}{short} discovery requests (no-cache)",
                         f"{b['rows']} -> {a['rows']} / {b['table_bytes'] // 1024} -> {a['table_bytes'] // 1024}",
                         f"database {b['database_bytes'] // 1024} -> {a['database_bytes'] // 1024} kB",
                         "no growth", verdict(a["rows"] <= b["rows"] and a["table_bytes"] <= b["table_bytes"])))
