@@ -382,7 +382,11 @@ def measure(runner: LoadRunner, target_url: str, connect: str, settings: dict[st
     finally:
         if not scaled_out_ok:
             log("growth: scaling back in after the failure above")
-        out["scale_in"] = scale_in()
+        try:
+            out["scale_in"] = scale_in()
+        finally:  # the steps' figures survive whatever fails after them (bench.py writes its JSON last)
+            LOGS.mkdir(parents=True, exist_ok=True)
+            (LOGS / "bench-growth-results.json").write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 
