@@ -88,10 +88,11 @@ def inventory_text(hosts: Sequence[str], group: str = "sge_exec", prefix: str = 
     only for the hosts read before it, so a later source sets them itself.
     The contract derives cluster_secrets_dir (the database CA, the generated
     passwords) from the host's inventory_dir, which for these hosts is this
-    file's directory: they are given the demo's.
+    file's directory: they are given the demo's. The connection is named
+    docker, as in zz-containers.yml, so that Mitogen (ansible.cfg) takes it over.
     """
     doc = {"all": {"children": {group: {"hosts": {
-        name: {"ansible_connection": "community.docker.docker", "ansible_host": prefix + name,
+        name: {"ansible_connection": "docker", "ansible_host": prefix + name,
                "ansible_user": "root", "cluster_secrets_dir": str(secrets_dir)} for name in hosts}}}}}
     return ("---\n# Written by ./pwg bench (bench/growth.py) while the demo runs with more exec hosts;\n"
             "# removed when it has scaled back in. Given after inventories/demo.\n"

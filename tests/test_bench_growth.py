@@ -130,7 +130,7 @@ def test_extra_inventory_adds_the_hosts_to_sge_exec_with_their_containers(tmp_pa
     assert inventory["sge_exec"]["hosts"] == ["exec1", "exec2", "exec3", "exec4"]
     hostvars = inventory["_meta"]["hostvars"]
     for name in ("exec3", "exec4"):
-        assert hostvars[name]["ansible_connection"] == "community.docker.docker"
+        assert hostvars[name]["ansible_connection"] == "docker"
         assert hostvars[name]["ansible_host"] == f"pwg-demo-{name}"
         assert hostvars[name]["ansible_user"] == "root"
     for name in ("exec1", "web1"):  # set by the demo's constructed source: --list marks them unsafe
