@@ -338,8 +338,8 @@ def async_latency(runner: Runner, target: Target, runs: int) -> dict[str, Any]:
     return last_json(runner.exec(cmd, timeout=runs * 130).stdout)
 
 
-def throughput(runner: Runner, target: Target, args: argparse.Namespace) -> dict[str, Any]:
-    cmd = [runner.python, f"{runner.bench_dir}/throughput.py", "--url", target.url, "--jobs", str(args.jobs),
+def throughput(runner: Runner, target: Target, args: argparse.Namespace, jobs: int | None = None) -> dict[str, Any]:
+    cmd = [runner.python, f"{runner.bench_dir}/throughput.py", "--url", target.url, "--jobs", str(jobs or args.jobs),
            "--clients", str(args.clients), "--window", str(args.window), "--timeout", str(args.burst_timeout),
            "--json", "-"]
     if target.connect:
@@ -424,11 +424,13 @@ def rows_for(results: dict[str, Any]) -> list[Row]:
         rows.append(Row("async sleep delay=0 p50 / p90 s", f"{lat['p50_s']:.2f} / {lat['p90_s']:.2f}",
                         f"{orig['p50_s']:.2f} / {orig['p90_s']:.2f} original scheduler" if orig else "-",
                         f"p50 <= {TARGETS['async_p50_s']:.1f}", verdict(lat["p50_s"] <= TARGETS["async_p50_s"])))
-    burst = results.get("throughput")
+    burst, orig_burst = results.get("throughput"), results.get("throughput_original_scheduler")
     if burst:
         rows.append(Row(f"throughput, {burst['jobs']} jobs / {burst['clients']} clients, jobs/min",
                         f"{burst['jobs_per_min']:.0f} (lost {burst['lost']}, failed {burst['failed']}, "
-                        f"errors {burst['errors']}, refused {burst['refused']})", "-",
+                        f"errors {burst['errors']}, refused {burst['refused']})",
+                        f"{orig_burst['jobs_per_min']:.0f} original scheduler ({orig_burst['jobs']} jobs, "
+                        f"lost {orig_burst['lost']})" if orig_burst else "-",
                         f">= {TARGETS['jobs_per_min']:.0f}, 0 lost",
                         verdict(burst["jobs_per_min"] >= TARGETS["jobs_per_min"]
                                 and burst["succeeded"] == burst["jobs"])))
@@ -519,14 +521,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=200, help="jobs of the throughput burst")
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients of the burst")
     parser.add_argument("--window", type=int, default=2, help="jobs each burst client keeps in flight (0: no bound)")
+    parser.add_argument("--original-jobs", type=int, default=40,
+                        help="jobs of the burst with the original demo's scheduler (its counterpart; fewer: "
+                             "that scheduler starts at most a slot's worth of jobs each 15 s)")
     parser.add_argument("--burst-timeout", type=int, default=900, help="seconds the whole burst may take")
     parser.add_argument("--db-requests", type=int, default=10000, help="discovery requests of the database check")
     parser.add_argument("--db-timeout", type=int, default=1200, help="seconds the database check may take")
     parser.add_argument("--skip", action="append", default=[], help="leave out a figure: discovery, async, "
                         "original-scheduler, throughput, importtime, db, growth, rows (repeatable)")
     args = parser.parse_args(argv)
-    for name in ("duration", "connections", "threads", "runs", "jobs", "clients", "db_requests", "burst_timeout",
-                 "db_timeout"):
+    for name in ("duration", "connections", "threads", "runs", "jobs", "original_jobs", "clients", "db_requests",
+                 "burst_timeout", "db_timeout"):
         if getattr(args, name) < 1 or getattr(args, name) > 100_000:
             parser.error(f"--{name.replace('_', '-')} must be between 1 and 100000")
     if args.duration > 300:
@@ -598,6 +603,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     + ", ".join(f"{k} {v}" for k, v in ORIGINAL_SCHEDULER.items()))
                 demo.set_scheduler(original)
                 results["async_original_scheduler"] = async_latency(runner, target, args.runs)
+                if "throughput" not in args.skip:
+                    log(f"throughput with the original demo's scheduler: {args.original_jobs} jobs")
+                    results["throughput_original_scheduler"] = throughput(runner, target, args, args.original_jobs)
             finally:
                 demo.set_scheduler(saved)
                 SCHED_SAVED.unlink()

@@ -42,3 +42,17 @@ def test_a_growing_requests_table_is_missed():
     grown = DB | {"after": DB["after"] | {"rows": 10_014, "table_bytes": 2_000_000}}
     (row,) = bench.rows_for({"db_growth": grown})
     assert row.verdict == "MISSED" and row.measured.startswith("14 -> 10014")
+
+
+def burst(jobs: int, per_min: float) -> dict:
+    return {"jobs": jobs, "clients": 16, "jobs_per_min": per_min, "lost": 0, "failed": 0, "errors": 0,
+            "refused": 0, "succeeded": jobs}
+
+
+def test_throughput_shows_the_original_scheduler_beside_it():
+    (row,) = bench.rows_for({"throughput": burst(200, 160.0), "throughput_original_scheduler": burst(40, 15.7)})
+    assert row.measured.startswith("160 (lost 0")
+    assert row.counterpart == "16 original scheduler (40 jobs, lost 0)"
+    assert row.verdict == "ok"
+    (alone,) = bench.rows_for({"throughput": burst(200, 90.0)})
+    assert alone.counterpart == "-" and alone.verdict == "MISSED"
