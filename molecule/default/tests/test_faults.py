@@ -350,7 +350,9 @@ def test_exec_host_killed_mid_job_then_back(host):
                     # Submitted again with a soft request for another host than the one that lost it:
                     # the qmaster offers the dead host for max_unheard (5 min), the other has free slots.
                     assert row["exec_host"] != victim, (victim, row)
-                    assert seen_at - lost <= SUBMIT_TIMEOUT + 2 * INTERVAL + 12 + 30, (seen_at - lost, row)
+                    # The margin (60 s) is for the loaded test bed: one run measured 180 s here; a job
+                    # that is not run again waits for the host, which comes back only after this test.
+                    assert seen_at - lost <= SUBMIT_TIMEOUT + 2 * INTERVAL + 12 + 60, (seen_at - lost, row)
         # The last heartbeat was at most one heartbeat interval before the kill.
         assert took <= HEARTBEAT_TIMEOUT + INTERVAL + 5, took
         report(f"exec host {victim} killed mid-job ({len(doomed)} job(s) on it, {resubmitted} lost before "
