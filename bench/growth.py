@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import yaml
+from pywps_gridengine.reconciler import qacct_records  # the app, installed in .venv
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_INVENTORY = ROOT / "inventories" / "demo"
@@ -138,21 +139,8 @@ def recap_totals(hosts: dict[str, dict[str, int]]) -> dict[str, int]:
 
 
 def parse_qacct_jobs(output: str) -> list[dict[str, str]]:
-    """The job records of qacct -j: one dict of field -> value each (records are separated by ==== lines)."""
-    jobs: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    for line in output.splitlines():
-        if line.startswith("====="):
-            if current:
-                jobs.append(current)
-            current = {}
-            continue
-        parts = line.split(None, 1)
-        if parts:
-            current[parts[0]] = parts[1].strip() if len(parts) > 1 else ""
-    if current:
-        jobs.append(current)
-    return [job for job in jobs if "jobnumber" in job and "hostname" in job]
+    """The job records of qacct -j (the reconciler's own parser), those that name a job and its host."""
+    return [job for job in qacct_records(output) if "jobnumber" in job and "hostname" in job]
 
 
 def jobs_per_host(jobs: Sequence[dict[str, str]], hosts: Sequence[str]) -> dict[str, int]:

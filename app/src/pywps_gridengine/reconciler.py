@@ -696,6 +696,12 @@ def _seconds(value: str) -> float | None:
 
 def parse_qacct(text: str) -> dict[str, str]:
     """Fields of the last record of ``qacct -j <id>`` output (a job restarted has several)."""
+    records = qacct_records(text)
+    return records[-1] if records else {}
+
+
+def qacct_records(text: str) -> list[dict[str, str]]:
+    """Every record of ``qacct -j`` output, field -> value (records are separated by ===== lines)."""
     records: list[dict[str, str]] = []
     current: dict[str, str] = {}
     for line in text.splitlines():
@@ -709,7 +715,7 @@ def parse_qacct(text: str) -> dict[str, str]:
             current[parts[0]] = parts[1].strip() if len(parts) > 1 else ""
     if current:
         records.append(current)
-    return records[-1] if records else {}
+    return records
 
 
 def _h_rt_of(category: str) -> float | None:
