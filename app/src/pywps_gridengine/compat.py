@@ -25,6 +25,8 @@ needs, so the app overrides or calls these private members:
   ``log_request`` and ``store_status`` (:func:`install_request_logging`):
   discovery requests write no row, and every Execute passes the front door's
   admission (:mod:`.admission`) before its row and work directory exist;
+* ``dblog.get_session`` (:func:`install_pooled_sessions`): PyWPS's sessions
+  come from a pool per process, not a new connection each;
 * ``Service.call`` and ``Service.execute`` (:class:`CheckedService`, calling
   ``Service._set_grass``, ``Service._parse_and_execute`` and a response's
   ``_update_status``): the front door (:mod:`.frontdoor`) reads and checks a
@@ -50,6 +52,7 @@ import logging
 import os
 import resource
 import shutil
+import threading
 import time
 import uuid as uuid_module
 from collections.abc import Callable, Mapping
@@ -755,6 +758,64 @@ def _check_reference(process: Any, identifier: str, inpt: Any, fetch_now: bool) 
 
 
 install_reference_fetching()
+
+
+# -- PyWPS's database sessions, from a pool ------------------------------------------------------
+#
+# PyWPS 4.8's ``dblog.get_session`` binds its sessions to an engine with
+# ``NullPool``: every session opens a new connection, and with PostgreSQL over
+# TLS and SCRAM that is a TLS handshake and a PBKDF2 round on both sides each
+# time. A trivial job's launcher opened 19 connections (0.34 s of its 1.2 s of
+# CPU on the demo), and each Execute on the web host several more. Sessions
+# here come from a small pool per process instead; the pool pings a
+# connection before handing it out (``pool_pre_ping``), so one that a
+# PostgreSQL restart closed is replaced, and a database that stays away still
+# raises the same ``OperationalError`` as a failed connect did. SQLite (the
+# tests' and a single-host setup's database) keeps PyWPS's own engine.
+
+#: Connections each process keeps (and may open beyond that): a gunicorn sync
+#: worker or a launcher holds at most two sessions at once (its heartbeat's and
+#: the main thread's).
+POOL_SIZE = 2
+POOL_OVERFLOW = 2
+_PYWPS_GET_SESSION = dblog.get_session
+_SESSION_MAKERS: dict[tuple[int, str], Any] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _pooled_session() -> Any:
+    """PyWPS's ``get_session``, bound to this process's pooled engine of the configured database."""
+    from pywps import configuration as pywps_config
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    database = pywps_config.get_config_value("logging", "database")
+    if not str(database).startswith("postgresql"):
+        return _PYWPS_GET_SESSION()
+    key = (os.getpid(), str(database))
+    maker = _SESSION_MAKERS.get(key)
+    if maker is not None:
+        return maker()
+    with _POOL_LOCK:
+        maker = _SESSION_MAKERS.get(key)
+        if maker is not None:
+            return maker()
+        # A forked child never uses (nor closes: that would end the parent's sessions) the
+        # connections it inherited; it builds its own pool, keyed by its pid.
+        engine = create_engine(database, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True)
+        # As PyWPS's get_session does on its first session: its two tables, when missing.
+        dblog.ProcessInstance.metadata.create_all(engine)
+        dblog.RequestInstance.metadata.create_all(engine)
+        maker = _SESSION_MAKERS[key] = sessionmaker(bind=engine)
+    return maker()
+
+
+def install_pooled_sessions() -> None:
+    """Make PyWPS's ``dblog`` (and the job store, which shares its engine) use :func:`_pooled_session` (idempotent)."""
+    dblog.get_session = _wrapping(_PYWPS_GET_SESSION, _pooled_session)
+
+
+install_pooled_sessions()
 
 
 # -- request logging and admission control (:mod:`.admission`) ------------------------------------
