@@ -56,3 +56,72 @@ def test_throughput_shows_the_original_scheduler_beside_it():
     assert row.verdict == "ok"
     (alone,) = bench.rows_for({"throughput": burst(200, 90.0)})
     assert alone.counterpart == "-" and alone.verdict == "MISSED"
+
+
+# hey 0.1.4's summary, abridged to the lines parse_hey reads and a few around them.
+HEY = """
+Summary:
+  Total:\t10.0031 secs
+  Slowest:\t0.0810 secs
+  Fastest:\t0.0002 secs
+  Average:\t0.0011 secs
+  Requests/sec:\t998.4902
+
+Latency distribution:
+  10% in 0.0004 secs
+  25% in 0.0005 secs
+  50% in 0.0007 secs
+  75% in 0.0009 secs
+  90% in 0.0013 secs
+  95% in 0.0021 secs
+  99% in 0.0123 secs
+
+Status code distribution:
+  [200]\t9980 responses
+  [503]\t5 responses
+
+Error distribution:
+  [3]\tGet http://10.213.0.10:80/wps: dial tcp 10.213.0.10:80: connect: connection refused
+"""
+
+
+def test_hey_summary_is_read():
+    figures = bench.parse_hey(HEY)
+    assert figures["rps"] == 998.4902
+    assert (figures["p50_ms"], figures["p99_ms"]) == (0.7, 12.3)
+    assert figures["statuses"] == {200: 9980, 503: 5}
+    assert (figures["non_2xx"], figures["errors"]) == (5, 3)
+
+
+def test_hey_without_figures_is_an_error():
+    try:
+        bench.parse_hey("Error: invalid argument\n")
+    except bench.BenchError as e:
+        assert "no figures" in str(e)
+    else:
+        raise AssertionError("parse_hey accepted a summary without figures")
+
+
+def wrk_figures(rps: float, p99: float) -> dict:
+    return {"rps": rps, "p50_ms": 0.5, "p99_ms": p99, "non_2xx": 0, "connect_errors": 0, "read_errors": 0,
+            "timeouts": 0, "cache_status": "X-Cache-Status: HIT"}
+
+
+def test_discovery_p99_target_is_judged_at_the_offered_rate_not_at_saturation():
+    rate = bench.parse_hey(HEY.replace("[503]\t5 responses", "").split("Error distribution:")[0])
+    rate["offered_rps"] = 1000
+    disc = {"GetCapabilities_cached": wrk_figures(27000, 370.0), "GetCapabilities_uncached": wrk_figures(120, 210.0),
+            "DescribeProcess_cached": wrk_figures(28000, 365.0), "DescribeProcess_uncached": wrk_figures(96, 230.0),
+            "GetCapabilities_rate": rate}
+    rows = bench.rows_for({"discovery": disc})
+    by_name = {row.figure: row for row in rows}
+    assert by_name["GetCapabilities req/s (cache: X-Cache-Status: HIT)"].verdict == "ok"
+    assert by_name["GetCapabilities p50 / p99 ms at that rate (wrk)"].verdict == "-"
+    at_rate = by_name["GetCapabilities p50 / p99 ms at 1,000 req/s offered (hey)"]
+    assert at_rate.verdict == "ok" and at_rate.measured == "0.7 / 12.3 (998 req/s)"
+    # Errors, a slow tail or a rate the service could not keep up are each a miss.
+    for worse in ({"errors": 2}, {"p99_ms": 51.0}, {"rps": 700.0}):
+        disc["GetCapabilities_rate"] = rate | worse
+        row = {r.figure: r for r in bench.rows_for({"discovery": disc})}[at_rate.figure]
+        assert row.verdict == "MISSED", worse
+    assert not any("DescribeProcess" in f and "hey" in f for f in by_name)  # no hey figure: no row
