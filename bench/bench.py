@@ -398,6 +398,71 @@ def throughput(runner: Runner, target: Target, args: argparse.Namespace, jobs: i
     return last_json(runner.exec(cmd, timeout=args.burst_timeout + 120, check=False).stdout)
 
 
+# --- where the CPU goes -------------------------------------------------------------------------------
+# Every demo container and the load generator share this machine's CPUs, so a
+# burst's rate is bounded by the CPU each job costs, on every host it touches.
+# Each container's CPU time is read from its cgroup on this machine (the
+# containers see the host's cgroup tree, not their own): cgroup v1's
+# cpuacct.usage (ns) or cgroup v2's cpu.stat usage_usec.
+
+
+def cgroup_cpu_s(container_id: str, root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPU seconds a container has used, from its cgroup, or None where none of the known layouts has it."""
+    for rel in (f"cpuacct/docker/{container_id}/cpuacct.usage", f"cpu,cpuacct/docker/{container_id}/cpuacct.usage"):
+        try:
+            return int((root / rel).read_text().strip()) / 1e9
+        except (OSError, ValueError):
+            pass
+    for rel in (f"system.slice/docker-{container_id}.scope/cpu.stat", f"docker/{container_id}/cpu.stat"):
+        try:
+            stat = dict(line.split() for line in (root / rel).read_text().splitlines() if line.strip())
+            return int(stat["usage_usec"]) / 1e6
+        except (OSError, ValueError, KeyError):
+            pass
+    return None
+
+
+def machine_busy_s() -> float:
+    """CPU seconds this machine has spent on anything but idle and iowait (/proc/stat), over all CPUs."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(x) for x in handle.readline().split()[1:]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - fields[3] - fields[4]) / ticks
+
+
+class CpuMeter:
+    """CPU seconds each demo container (label pwg-demo=true) and the whole machine use between start and stop."""
+
+    def __init__(self) -> None:
+        names = run(["docker", "ps", "--filter", "label=pwg-demo=true", "--format", "{{.Names}}"],
+                    check=False).stdout.split()
+        ids = run(["docker", "inspect", "-f", "{{.Id}}", *names], check=False).stdout.split() if names else []
+        self.containers = dict(zip(names, ids)) if len(ids) == len(names) else {}
+        self.before: dict[str, float] = {}
+        self.started = 0.0
+        self.busy = 0.0
+
+    def start(self) -> None:
+        self.before = {n: v for n, i in self.containers.items() if (v := cgroup_cpu_s(i)) is not None}
+        self.busy, self.started = machine_busy_s(), time.monotonic()
+
+    def stop(self, jobs: int) -> dict[str, Any]:
+        """CPU seconds per job by host, the total and how busy the machine's CPUs were."""
+        wall = time.monotonic() - self.started
+        used = {n.removeprefix(DEMO_PREFIX): round(v - self.before[n], 2) for n, i in self.containers.items()
+                if n in self.before and (v := cgroup_cpu_s(i)) is not None}
+        cpus = os.cpu_count() or 1
+        busy = machine_busy_s() - self.busy
+        if not used:
+            return {}
+        return {"jobs": jobs, "wall_s": round(wall, 1), "cpus": cpus, "by_host_s": used,
+                "total_s": round(sum(used.values()), 1),
+                "per_job_s": round(sum(used.values()) / max(jobs, 1), 3),
+                "machine_busy_pct": round(100 * busy / (wall * cpus), 1) if wall else 0.0,
+                # the rate this machine could reach if every CPU did nothing but the burst
+                "cpu_bound_jobs_per_min": round(60 * cpus / (sum(used.values()) / max(jobs, 1)), 0)}
+
+
 def counted_wrk(runner: Runner, target: Target, query: str, headers: Sequence[str], count: int, rps: float,
                 args: argparse.Namespace, deadline: float) -> dict[str, int]:
     """About count requests with wrk, which only runs for a time: each thread stops at its share
@@ -493,6 +558,13 @@ def rows_for(results: dict[str, Any]) -> list[Row]:
                         f">= {TARGETS['jobs_per_min']:.0f}, 0 lost",
                         verdict(burst["jobs_per_min"] >= TARGETS["jobs_per_min"]
                                 and burst["succeeded"] == burst["jobs"])))
+    cpu = results.get("throughput_cpu")
+    if cpu:
+        hosts = ", ".join(f"{h} {s / max(cpu['jobs'], 1):.2f}"
+                          for h, s in sorted(cpu["by_host_s"].items(), key=lambda kv: -kv[1]))
+        rows.append(Row("CPU s per job in that burst (by host)", f"{cpu['per_job_s']:.2f} ({hosts})",
+                        f"{cpu['cpus']} CPUs {cpu['machine_busy_pct']:.0f} % busy: at most "
+                        f"{cpu['cpu_bound_jobs_per_min']:.0f} jobs/min"))
     imp = results.get("launcher_importtime")
     if imp:
         top = ", ".join(f"{t['module']} {t['cumulative_ms']:.0f}" for t in imp["top"])
@@ -677,7 +749,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "throughput" not in args.skip:
             log(f"throughput: {args.jobs} jobs from {args.clients} clients, "
                 f"{args.window or 'unbounded'} in flight each")
+            meter = CpuMeter() if demo else None
+            if meter:
+                meter.start()
             results["throughput"] = throughput(runner, target, args)
+            if meter:
+                results["throughput_cpu"] = meter.stop(results["throughput"].get("succeeded", 0))
         if demo and "importtime" not in args.skip:
             log("launcher import time on " + demo.settings["exec_host"])
             results["launcher_importtime"] = demo.launcher_importtime()

@@ -125,3 +125,23 @@ def test_discovery_p99_target_is_judged_at_the_offered_rate_not_at_saturation():
         row = {r.figure: r for r in bench.rows_for({"discovery": disc})}[at_rate.figure]
         assert row.verdict == "MISSED", worse
     assert not any("DescribeProcess" in f and "hey" in f for f in by_name)  # no hey figure: no row
+
+
+def test_container_cpu_is_read_from_cgroup_v1_and_v2(tmp_path):
+    v1 = tmp_path / "cpuacct" / "docker" / "abc"
+    v1.mkdir(parents=True)
+    (v1 / "cpuacct.usage").write_text("2500000000\n")
+    assert bench.cgroup_cpu_s("abc", tmp_path) == 2.5
+    v2 = tmp_path / "system.slice" / "docker-def.scope"
+    v2.mkdir(parents=True)
+    (v2 / "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\nsystem_usec 500000\n")
+    assert bench.cgroup_cpu_s("def", tmp_path) == 1.5
+    assert bench.cgroup_cpu_s("nowhere", tmp_path) is None
+
+
+def test_burst_cpu_row_names_the_bound():
+    cpu = {"jobs": 200, "wall_s": 150.0, "cpus": 2, "by_host_s": {"exec1": 110.0, "exec2": 108.0, "web1": 60.0},
+           "total_s": 278.0, "per_job_s": 1.39, "machine_busy_pct": 98.0, "cpu_bound_jobs_per_min": 86.0}
+    (row,) = bench.rows_for({"throughput_cpu": cpu})
+    assert row.measured == "1.39 (exec1 0.55, exec2 0.54, web1 0.30)"
+    assert row.counterpart == "2 CPUs 98 % busy: at most 86 jobs/min"
