@@ -5,7 +5,7 @@
                 [--jobs 200] [--clients 16] [--duration 10] [--connections 16]
 
 Without --url it measures the local demo (./pwg demo): a load-generator
-container (bench/ mounted, Debian's wrk and python3-requests) joins the demo
+container (bench/ mounted, Debian's wrk, hey and python3-requests) joins the demo
 network at the one address the demo inventory exempts from nginx's
 per-client limits (nginx_limit_exempt), and sends its load to the web host's
 nginx on port 80 with the service's Host header. Every client on this
@@ -15,7 +15,7 @@ limit. The async and throughput clients run in that container too, for the
 same reason (16 clients polling status documents exceed the per-client
 limits). The container is removed at the end.
 
-With --url it measures that WPS from this machine (wrk from Debian here):
+With --url it measures that WPS from this machine (wrk, and hey if installed, from Debian here):
 discovery, async latency and throughput only, since the scheduler, the exec
 hosts and the database are the demo's containers. A URL whose host is not
 loopback or private is refused unless --allow-remote.
