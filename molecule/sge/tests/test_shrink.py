@@ -14,7 +14,8 @@ testinfra_hosts = ["sge-submit"]
 
 
 def drain(hosts: str, *extra: str) -> subprocess.CompletedProcess:
-    """playbooks/sge-drain.yml; its stdout with each run of whitespace made one space (messages are folded)."""
+    """playbooks/sge-drain.yml; its stdout and stderr (where molecule's settings send a failure) in
+    ``stdout``, each run of whitespace made one space (messages are folded)."""
     inventory_dir = os.path.dirname(INVENTORY)
     playbook = os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "playbooks", "sge-drain.yml")
     run = subprocess.run(
@@ -23,7 +24,7 @@ def drain(hosts: str, *extra: str) -> subprocess.CompletedProcess:
         capture_output=True, text=True, check=False, timeout=300,
         env=dict(os.environ, ANSIBLE_RESULT_FORMAT="json"),
     )
-    run.stdout = " ".join(run.stdout.split())
+    run.stdout = " ".join(f"{run.stdout} {run.stderr}".split())
     return run
 
 
