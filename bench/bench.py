@@ -161,7 +161,7 @@ class LoadGenerator(Runner):
         return run(["docker", "exec", *env_args, LOADGEN, *cmd], timeout=timeout, check=check)
 
     def has(self, tool: str) -> bool:
-        return tool in ("wrk", "hey")  # LOADGEN_PACKAGES
+        return tool in LOADGEN_PACKAGES
 
     def stop(self) -> None:
         run(["docker", "rm", "-f", LOADGEN], check=False)
@@ -457,12 +457,13 @@ class CpuMeter:
         busy = machine_busy_s() - self.busy
         if not used:
             return {}
+        total = sum(used.values())
+        per_job = total / max(jobs, 1)
         return {"jobs": jobs, "wall_s": round(wall, 1), "cpus": cpus, "by_host_s": used,
-                "total_s": round(sum(used.values()), 1),
-                "per_job_s": round(sum(used.values()) / max(jobs, 1), 3),
+                "total_s": round(total, 1), "per_job_s": round(per_job, 3),
                 "machine_busy_pct": round(100 * busy / (wall * cpus), 1) if wall else 0.0,
                 # the rate this machine could reach if every CPU did nothing but the burst
-                "cpu_bound_jobs_per_min": round(60 * cpus / (sum(used.values()) / max(jobs, 1)), 0)}
+                "cpu_bound_jobs_per_min": round(60 * cpus / per_job, 0) if per_job else 0.0}
 
 
 def counted_wrk(runner: Runner, target: Target, query: str, headers: Sequence[str], count: int, rps: float,
