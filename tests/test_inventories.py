@@ -104,3 +104,17 @@ def test_preflight_lets_the_qmaster_keep_accounting_to_itself(make_inventory):
     inv = make_inventory(QMASTER_OUTSIDE_NFS, 'cluster_sge_accounting_file: ""\n')
     run = ansible("ansible-playbook", "-i", str(inv), "playbooks/preflight.yml", check=False)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_preflight_wants_monitoring_hosts_when_monitoring_is_on(make_inventory):
+    inv = make_inventory(LAYOUT, "cluster_monitoring: true\n")
+    run = ansible("ansible-playbook", "-i", str(inv), "playbooks/preflight.yml", check=False)
+    assert run.returncode != 0
+    assert "cluster_monitoring is on but the inventory has no hosts in group 'monitoring'" in run.stdout + run.stderr
+
+
+def test_preflight_takes_monitoring_with_its_host(make_inventory):
+    layout = LAYOUT + "    monitoring: {hosts: {m1: {ansible_connection: local}}}\n"
+    inv = make_inventory(layout, "cluster_monitoring: true\n")
+    run = ansible("ansible-playbook", "-i", str(inv), "playbooks/preflight.yml", check=False)
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -10,6 +10,7 @@ import re
 import shlex
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable
 
 import testinfra
@@ -40,6 +41,22 @@ def remote(name: str):
 def own_address(name: str) -> str:
     """The IPv4 address the host has on its container network."""
     return remote(name).check_output("ip -4 -o route get 1.1.1.1").split(" src ")[1].split()[0]
+
+
+def prometheus(path: str, **params: str) -> dict:
+    """GET Prometheus's HTTP API (api/v1/PATH) on the scenario's monitoring host: the answer's data."""
+    url = f"http://localhost:9090/api/v1/{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    answer = json.loads(remote(hosts("monitoring")[0]).check_output(f"curl -sS --max-time 10 {shlex.quote(url)}"))
+    assert answer["status"] == "success", answer
+    return answer["data"]
+
+
+def firing(alertname: str) -> list[dict]:
+    """The labels of each firing alert named ALERTNAME."""
+    return [alert["labels"] for alert in prometheus("alerts")["alerts"]
+            if alert["labels"].get("alertname") == alertname and alert["state"] == "firing"]
 
 
 def as_user(host, command: str, user: str = SERVICE_USER):

@@ -314,9 +314,13 @@ class Admission:
 
     def admit(self, request: Request, wps_request: Any) -> None:
         """Refuse (raise :class:`ServerBusy`) an Execute the service cannot take now."""
+        from . import metrics
+
+        identifier = getattr(wps_request, "identifier", None)
         problem = self.probe.check()
         if problem is not None:
             LOGGER.warning("Execute refused, the shared tree does not answer: %s", problem)
+            metrics.submission_failed(identifier, metrics.SHARED_TREE_DOWN)
             raise unavailable(self.settings, SHARED_TREE_DOWN)
         settings = self.settings
         asynchronous = wps_request.store_execute == "true" and wps_request.status == "true"
@@ -327,11 +331,13 @@ class Admission:
             total, mine = self.store().active_counts(request.client)
         except SQLAlchemyError as e:
             LOGGER.warning("Execute refused, the database does not answer: %s", str(e).splitlines()[0])
+            metrics.submission_failed(identifier, metrics.DATABASE_DOWN)
             raise unavailable(settings, DATABASE_DOWN) from None
         if (settings.max_active_jobs_per_client and mine >= settings.max_active_jobs_per_client) or (
                 settings.max_active_jobs and total >= settings.max_active_jobs):
             over = OverCap(total, mine, settings.max_active_jobs, settings.max_active_jobs_per_client)
             LOGGER.warning("Execute of client %s refused: %s", request.client, over)
+            metrics.submission_failed(identifier, metrics.OVER_CAP)
             raise busy(settings, str(over))
 
 

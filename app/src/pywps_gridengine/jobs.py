@@ -189,6 +189,10 @@ def _jobs_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
         # along an index, with no filter, with a state and with a process identifier, so a page of
         # a large table is an index range scan and never a scan and sort of the whole table.
         *_list_indexes(prefix),
+        # The metrics' look at the jobs that started or ended lately (JobStore.timings_since) and the
+        # reconciler's at the recently failed and succeeded ones: ranges on these, never a scan.
+        sa.Index(f"ix_{prefix}gridengine_jobs_started", "started_at"),
+        sa.Index(f"ix_{prefix}gridengine_jobs_finished", "finished_at"),
     )
 
 
@@ -766,6 +770,33 @@ class JobStore:
             rows = conn.execute(t.select().where(t.c.state == JobState(state), t.c.finished_at >= since)
                                 .order_by(t.c.finished_at)).mappings().all()
         return [JobRecord(**row) for row in rows]
+
+    # -- the metrics' reads (metrics.py, pywps-gridengine-exporter) ---------------------
+
+    def counts_by_process_state(self) -> dict[tuple[str, str], int]:
+        """How many rows the job table holds of each (process identifier, state)."""
+        t = self.table
+        query = sa.select(t.c.identifier, t.c.state, sa.func.count()).group_by(t.c.identifier, t.c.state)
+        with self.engine.connect() as conn:
+            return {(identifier, state): count for identifier, state, count in conn.execute(query)}
+
+    def oldest_queued(self, now: dt.datetime) -> float:
+        """Seconds since the oldest job handed to Grid Engine (it has a job id) was submitted, of those
+        not started yet; 0 when there is none."""
+        t = self.table
+        query = sa.select(sa.func.min(t.c.submitted_at)).where(t.c.state == ACCEPTED, t.c.sge_job_id.is_not(None))
+        with self.engine.connect() as conn:
+            oldest = conn.execute(query).scalar_one_or_none()
+        return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+
+    def timings_since(self, since: dt.datetime) -> list[sa.Row[Any]]:
+        """(uuid, identifier, state, submitted_at, started_at, finished_at) of the jobs that started or
+        ended at or after ``since``."""
+        t = self.table
+        query = (sa.select(t.c.uuid, t.c.identifier, t.c.state, t.c.submitted_at, t.c.started_at, t.c.finished_at)
+                 .where(sa.or_(t.c.started_at >= since, t.c.finished_at >= since)))
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
 
     def succeeded_documents_since(self, since: dt.datetime) -> list[KeptDocument]:
         """Digests of the final documents of jobs that succeeded at or after ``since``, oldest first.

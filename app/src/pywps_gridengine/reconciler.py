@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.exc import DBAPIError as DatabaseError
 
+from . import metrics
 from .config import AppConfig, load
 from .jobs import ACCEPTED, FAILED, STARTED, JobRecord, JobStore, Usage
 
@@ -170,6 +171,29 @@ def finished_reason(info: JobInfo, job: JobRecord) -> str:
     return f"{ref} ended{where} without the job reporting a result (its launcher crashed or was killed)."
 
 
+def finished_cause(info: JobInfo) -> str:
+    """:func:`finished_reason` as a short label (the metrics' ``cause``)."""
+    status = info.exit_status
+    if info.deleted_by:
+        return "deleted"
+    if status is not None and status > 128:
+        if info.h_rt is not None and info.wallclock is not None and info.wallclock >= info.h_rt - 1:
+            return "wallclock_limit"
+        limit, peak = memory_bytes(info.h_vmem), memory_bytes(info.maxvmem)
+        if limit and peak and peak >= 0.9 * limit:
+            return "memory_limit"
+        return "killed"
+    if info.failed not in (None, 0, 100):
+        return "grid_engine_failure"
+    if status == LAUNCHER_LOAD_FAILED:
+        return "load_failed"
+    if status == LAUNCHER_RESULT_NOT_RECORDED:
+        return "result_not_recorded"
+    if status not in (None, 0):
+        return "exit_status"
+    return "ended_unreported"
+
+
 @dataclass(frozen=True)
 class Decision:
     fail: bool
@@ -178,6 +202,7 @@ class Decision:
     mark_gone: bool = False
     usage: Usage | None = None
     resubmit: bool = False  # lost before it started: submit it again if allowed, else fail with ``reason``
+    cause: str = ""  # a short label of the reason, for the metrics (metrics.VERDICTS)
 
 
 KEEP = Decision(fail=False)
@@ -210,7 +235,8 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
     """
     if info is None:
         if _age(job.created_at, now) >= submit_timeout:
-            return Decision(True, f"The job was never handed to Grid Engine (no job id after {submit_timeout:.0f} s).")
+            return Decision(True, f"The job was never handed to Grid Engine (no job id after {submit_timeout:.0f} s).",
+                            cause="never_submitted")
         return KEEP
     ref = f"Grid Engine job {job.sge_job_id}"
     if info.state in (SgeState.QUEUED, SgeState.HELD, SgeState.SUSPENDED):
@@ -223,7 +249,7 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
             return Decision(True, f"Lost contact with {ref}: Grid Engine has shown it running for "
                                   f"{_age(since, now):.0f} s but its launcher never reported the start "
                                   f"(exec host down, or the launcher could not start).", terminate=True,
-                            resubmit=True)
+                            resubmit=True, cause="start_not_reported")
         return KEEP
     if info.state == SgeState.RUNNING:
         last = job.heartbeat_at
@@ -232,20 +258,23 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
         if job.state == STARTED and last is not None and _age(last, now) >= heartbeat_timeout:
             host = job.exec_host or info.hostname or "its exec host"
             return Decision(True, f"Lost contact with {ref} on {host}: no heartbeat for "
-                                  f"{_age(last, now):.0f} s (host down or launcher hung).", terminate=True)
+                                  f"{_age(last, now):.0f} s (host down or launcher hung).", terminate=True,
+                            cause="heartbeat_lost")
         return KEEP
     if info.state == SgeState.ERROR:
         # Grid Engine's own reason (qstat -j, :func:`error_state_reason`), else where to look for it.
         why = (info.reason or f"it is in error state; see qstat -j {job.sge_job_id}").rstrip(". ")
-        return Decision(True, f"Grid Engine could not start the job ({ref}, error state): {why}.", terminate=True)
+        return Decision(True, f"Grid Engine could not start the job ({ref}, error state): {why}.", terminate=True,
+                        cause="error_state")
     if info.state == SgeState.FINISHED:
-        return Decision(True, finished_reason(info, job), usage=info.usage())
+        return Decision(True, finished_reason(info, job), usage=info.usage(), cause=finished_cause(info))
     # UNKNOWN: deleted while queued, or accounting not written yet.
     if job.gone_since is None:
         return Decision(False, mark_gone=True) if gone_grace > 0 else Decision(
-            True, f"{ref} is no longer known to Grid Engine (deleted, or lost with its host).")
+            True, f"{ref} is no longer known to Grid Engine (deleted, or lost with its host).", cause="gone")
     if _age(job.gone_since, now) >= gone_grace:
-        return Decision(True, f"{ref} is no longer known to Grid Engine (deleted, or lost with its host).")
+        return Decision(True, f"{ref} is no longer known to Grid Engine (deleted, or lost with its host).",
+                        cause="gone")
     return KEEP
 
 
@@ -425,6 +454,7 @@ class Reconciler:
                 if self.document_state(job) == "ProcessFailed":
                     continue
                 self.write_failed(job, job.message or "The job failed.")
+                metrics.verdict("repaired", "failed_document")
                 repaired += 1
                 LOGGER.warning("rewrote the status document of failed WPS job %s", job.uuid)
             except Exception:
@@ -469,6 +499,7 @@ class Reconciler:
                                      self.documents.path(entry.uuid), entry.size)
                     continue
                 self.documents.restore(entry.uuid, text)
+                metrics.verdict("repaired", "succeeded_document")
                 restored += 1
                 LOGGER.warning("restored the status document of succeeded WPS job %s", entry.uuid)
             except Exception:
@@ -488,7 +519,7 @@ class Reconciler:
             self.running_unstarted.pop(job.uuid, None)
             decision = Decision(True, f"Lost contact with Grid Engine job {job.sge_job_id}: its launcher never "
                                       "reported the start (exec host down, or the launcher could not start).",
-                                resubmit=True)
+                                resubmit=True, cause="start_not_reported")
         else:
             info = self.source.job_info(job.sge_job_id) if job.sge_job_id else None
             running_since = None
@@ -509,6 +540,7 @@ class Reconciler:
         if decision.resubmit:
             done, why_not = self.resubmit(job, now)
             if done:
+                metrics.verdict("resubmitted", decision.cause)
                 return RESUBMITTED
             if not why_not:  # the job moved on meanwhile (its launcher started): nothing to fail
                 return ""
@@ -522,6 +554,7 @@ class Reconciler:
         LOGGER.warning("WPS job %s (%s) failed by reconciler: %s", job.uuid, job.identifier, reason)
         if terminate and job.sge_job_id:
             self._delete(job.sge_job_id)
+        metrics.verdict("failed", decision.cause)
         self.write_failed(job, reason)
         return FAILED
 
@@ -1040,6 +1073,8 @@ def main(argv: Sequence[str] | None = None, source: StateSource | None = None,
                 reconciler.db_reachable_since = None
                 result = PassResult(skipped="another reconciler is the leader" if leads is False
                                     else "database unreachable")
+            metrics.reconciler_pass("not_leader" if leads is False else
+                                    "database_unreachable" if leads is None or result.skipped else "led")
             if result.skipped:
                 LOGGER.info("reconciler pass skipped: %s", result.skipped)
             else:

@@ -201,6 +201,8 @@ class GridEngineScheduler(Processing):
         response = job.wps_response
         uuid = str(job.uuid)
         # -- admission control: the caps, checked exactly as the row is inserted; the client recorded with it
+        from . import metrics
+
         limits = self.config.admission
         store: JobStore | None = None
         try:
@@ -209,14 +211,17 @@ class GridEngineScheduler(Processing):
                          max_total=limits.max_active_jobs, max_per_client=limits.max_active_jobs_per_client)
         except OverCap as e:
             LOGGER.warning("WPS job %s refused: %s", uuid, e)
+            metrics.submission_failed(job.name, metrics.OVER_CAP)
             self.withdraw(store, admission.busy(limits, str(e)))
         except SQLAlchemyError as e:
             LOGGER.warning("WPS job %s refused, the database does not answer: %s", uuid, str(e).splitlines()[0])
+            metrics.submission_failed(job.name, metrics.DATABASE_DOWN)
             self.withdraw(store, admission.unavailable(limits, admission.DATABASE_DOWN))
         assert store is not None
         # -- end of admission control
         response.job_store = store
-        failing = admission.SHARED_TREE_DOWN  # what a failure below means: first the dump, on the shared tree
+        # what a failure below means: first the dump, on the shared tree
+        failing, cause = admission.SHARED_TREE_DOWN, metrics.SHARED_TREE_DOWN
         try:
             settings = self.config.gridengine
             if settings is None:
@@ -227,17 +232,20 @@ class GridEngineScheduler(Processing):
                 declared_resources=getattr(job.process, "gridengine_resources", None),
                 settings=settings, environ=os.environ,
             )
-            failing = admission.SCHEDULER_DOWN
+            failing, cause = admission.SCHEDULER_DOWN, metrics.SCHEDULER_DOWN
             sge_job_id = self.submitter.submit(spec)
         except ConfigError as e:
             LOGGER.error("Grid Engine configuration error: %s", e)
+            metrics.submission_failed(job.name, metrics.CONFIGURATION)
             response._update_status(WPS_STATUS.FAILED, f"Server configuration error: {e}", 100)
             return
         except Exception as e:  # DRMAA errors, unreachable qmaster, unwritable workdir ...
             # Admission control: nothing was queued, so the client is told to retry, and nothing stays behind.
             LOGGER.exception("Could not submit job %s to Grid Engine", uuid)
+            metrics.submission_failed(job.name, cause)
             self.withdraw(store, admission.unavailable(limits, f"{failing} ({client_cause(e)})"))
         LOGGER.info("WPS job %s submitted to Grid Engine as job %s (%s)", uuid, sge_job_id, spec.job_name)
+        metrics.submitted(job.name)
         response.sge_job_id = sge_job_id
         message = f"Queued as Grid Engine job {sge_job_id} ({spec.job_name})"
         try:

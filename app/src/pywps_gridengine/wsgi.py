@@ -33,9 +33,12 @@ def create_service(config: AppConfig) -> Service:
     settings; each process's own resource declaration is checked against them
     here, so a bad declaration stops the app at start instead of failing jobs.
     """
+    from . import metrics
+
     processes = get_processes()
     for process in processes:
         process.app_config = config
+    metrics.know_processes(process.identifier for process in processes)
     service = frontdoor.FrontDoorService(processes, [config.cfgfile] if config.cfgfile else None,
                                          sync_max_runtime=config.sync_max_runtime)
     if config.gridengine is not None:

@@ -27,7 +27,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-from pwgtest import NS, SHARED, accounting, as_user, hosts, poll, remote, sge_job_id
+from pwgtest import NS, SHARED, accounting, as_user, firing, hosts, poll, remote, sge_job_id
 
 # Kept equal to demo_published_port in ../host_vars/web1.yml.
 BASE = "http://localhost:15000"
@@ -355,6 +355,13 @@ def test_exec_host_killed_mid_job_then_back(host):
                     assert seen_at - lost <= SUBMIT_TIMEOUT + 2 * INTERVAL + 12 + 60, (seen_at - lost, row)
         # The last heartbeat was at most one heartbeat interval before the kill.
         assert took <= HEARTBEAT_TIMEOUT + INTERVAL + 5, took
+        # Prometheus fires ExecHostDown for it: the demo's 30 s, after a scrape and an evaluation (5 s each).
+        wait_for(lambda: any(labels.get("host") == victim for labels in firing("ExecHostDown")), 120,
+                 f"ExecHostDown firing for {victim}", interval=2)
+        alerted = time.time() - lost
+        assert [labels["host"] for labels in firing("ExecHostDown")] == [victim]
+        report(f"exec host {victim} killed: ExecHostDown fires", "30 s (the demo's) + scrape + evaluation",
+               alerted, "alert firing", f"ExecHostDown host={victim}")
         report(f"exec host {victim} killed mid-job ({len(doomed)} job(s) on it, {resubmitted} lost before "
                "it started)", "heartbeat timeout + interval", took,
                "ProcessFailed (its jobs); the others ProcessSucceeded (run again if lost before they started)",
