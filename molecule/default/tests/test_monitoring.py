@@ -116,10 +116,18 @@ def test_alert_rules_pass_their_tests_with_the_deployed_thresholds():
     assert rules["ExecHostDown"]["duration"] == 30
 
 
-def test_no_alert_fires_on_a_healthy_cluster():
-    firing = [a for a in api("alerts")["alerts"] if a["state"] == "firing"
-              and a["labels"]["alertname"] not in ("BackupTooOld",)]
-    assert not firing, firing
+def test_no_alert_of_a_broken_part_fires_on_a_healthy_cluster():
+    """The alerts on the cluster's state are silent. JobsFailingFast and BackupTooOld speak of history
+    (the fault matrix fails jobs on purpose; no nightly dump has run yet) and may fire here."""
+    state_alerts = {"ExecHostDown", "JobsWaitingTooLong", "ReconcilerNotRunning", "SharedTreeNearlyFull",
+                    "SharedTreeNotAnswering", "DatabaseUnreachable", "TargetDown"}
+
+    def quiet():
+        return not [a for a in api("alerts")["alerts"]
+                    if a["state"] == "firing" and a["labels"]["alertname"] in state_alerts]
+
+    # After the fault matrix (an exec host killed and back), its alerts resolve within a few scrapes.
+    wait_for("the state alerts resolving", quiet, 120)
 
 
 EXPORTERS = [
