@@ -77,7 +77,8 @@ def test_running_jobs_keep_their_build_through_an_upgrade(tmp_path):
 
     # A changed app: the same source with one line more, so its build (and virtualenv) differ.
     source = tmp_path / "app"
-    shutil.copytree(PROJECT / "app", source, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", ".pytest_cache"))
+    shutil.copytree(PROJECT / "app", source,
+                    ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", ".pytest_cache"))
     with (source / "src" / "pywps_gridengine" / "__init__.py").open("a") as handle:
         handle.write(f"# upgrade test {time.time()}\n")
     deploy = subprocess.run(

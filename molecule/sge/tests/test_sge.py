@@ -11,7 +11,7 @@ from pwgtest import accounting as qacct
 
 QMASTER = "sge-qmaster"
 SUBMIT = "sge-submit"
-# sge-exec3 joins in the side effect.
+# sge-exec3 joins in test_grow.py (playbooks/sge-scale-out.yml), which runs first.
 EXEC_HOSTS = ["sge-exec1", "sge-exec2", "sge-exec3"]
 DRMAA_ENV = "/etc/default/gridengine-drmaa"
 

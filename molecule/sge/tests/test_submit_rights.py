@@ -4,8 +4,8 @@ the next converge without it; extra users join the access list the same way;
 bad settings stop the qmaster's role naming the variable.
 
 Runs last (files run in name order): it converges the qmaster from the
-scenario's inventory file, where sge-exec3 is no exec host (the side effect
-added it in memory only), so it must come after test_shrink.py has retired
+scenario's inventory file, where sge-exec3 is no exec host (test_grow.py
+added it with an extra inventory source), so it must come after test_shrink.py has retired
 sge-exec3 - a converge before would disable the host under that test."""
 
 import subprocess
