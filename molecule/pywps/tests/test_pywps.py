@@ -1,6 +1,7 @@
 """The PyWPS app installed by the pywps role, behind nginx, on one host."""
 
 import json
+import re
 import xml.etree.ElementTree as ET
 
 from pwgtest import NS, poll
@@ -34,6 +35,32 @@ def test_the_virtualenv_holds_exactly_the_pins(host):
     )
     assert freeze == wanted  # nothing missing, nothing extra
     assert "pywps==4.8.1" in freeze
+
+
+def test_the_virtualenv_is_a_link_to_its_build(host):
+    """One virtualenv per build (/opt/pywps/venvs/<build>), the stable path a link to it, pruned hourly."""
+    link = host.file("/opt/pywps/venv")
+    assert link.is_symlink
+    target = host.check_output("readlink -f /opt/pywps/venv")
+    assert re.fullmatch(r"/opt/pywps/venvs/[0-9a-f]{16}", target), target
+    assert host.file(f"{target}/.pywps-build").content_string.strip() == target.rsplit("/", 1)[1]
+    assert host.check_output("ls -1 /opt/pywps/venvs").split() == [target.rsplit("/", 1)[1]]
+    # The console scripts run the build's own interpreter, not the link's: a job keeps its build.
+    assert host.file("/opt/pywps/venv/bin/pywps-gridengine-launcher").content_string.startswith(f"#!{target}/bin/")
+    assert host.service("pywps-prune-venvs.timer").is_enabled
+
+
+def test_the_exporter_serves_the_metrics_on_its_address(host):
+    assert host.service("pywps-exporter.service").is_running
+    body = host.check_output("curl -sS --max-time 10 http://127.0.0.1:9641/metrics")
+    assert "pywps_gridengine_exporter_leader 1.0" in body  # SQLite: one host, it leads
+    assert "pywps_gridengine_database_up 1.0" in body
+    assert 'pywps_gridengine_shared_tree_up{path="/srv/wps/outputs"} 1.0' in body
+    # No Grid Engine in this scenario: qstat does not answer, and says so instead of failing the scrape.
+    assert "pywps_gridengine_qstat_up 0.0" in body
+    # It listens on the role's address only (127.0.0.1 by default), not every address.
+    listening = host.check_output("ss -Htln 'sport = :9641'")
+    assert "127.0.0.1:9641" in listening and "0.0.0.0:9641" not in listening and "*:9641" not in listening
 
 
 def test_config_is_readable_by_the_service_user_only(host):

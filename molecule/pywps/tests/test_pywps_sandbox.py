@@ -22,6 +22,7 @@ MAX_EXPOSURE = {
     "pywps.service": 1.8,
     "pywps-reconciler.service": 1.8,
     "pywps-cleanup.service": 1.8,
+    "pywps-exporter.service": 1.8,
 }
 
 # The reconciler's own work, run with its unit's sandbox (a runtime drop-in
