@@ -26,10 +26,17 @@ def test_gunicorn_runs_as_the_service_user_behind_its_socket(host):
     assert {p.user for p in workers} == {"wps"}
 
 
+def normalized(requirement: str) -> str:
+    """A name==version pin with the name normalized (PEP 503): pip freeze writes prometheus_client."""
+    name, _, version = requirement.strip().partition("==")
+    return re.sub(r"[-_.]+", "-", name).lower() + "==" + version
+
+
 def test_the_virtualenv_holds_exactly_the_pins(host):
-    freeze = set(host.check_output("/opt/pywps/venv/bin/pip freeze --exclude pywps-gridengine").lower().split())
+    freeze = {normalized(line) for line in
+              host.check_output("/opt/pywps/venv/bin/pip freeze --exclude pywps-gridengine").split()}
     wanted = set(
-        line.strip().lower()
+        normalized(line)
         for line in host.check_output("cat /opt/pywps/wheelhouse/*/requirements.txt").splitlines()
         if line.strip() and not line.startswith("#")
     )
