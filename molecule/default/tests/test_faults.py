@@ -27,7 +27,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-from pwgtest import NS, SHARED, accounting, as_user, firing, hosts, poll, remote, sge_job_id
+from pwgtest import NS, SHARED, accounting, as_user, firing, hosts, poll, prometheus, remote, sge_job_id
 
 # Kept equal to demo_published_port in ../host_vars/web1.yml.
 BASE = "http://localhost:15000"
@@ -358,10 +358,13 @@ def test_exec_host_killed_mid_job_then_back(host):
         # Prometheus fires ExecHostDown for it: the demo's 30 s, after a scrape and an evaluation (5 s each).
         wait_for(lambda: any(labels.get("host") == victim for labels in firing("ExecHostDown")), 120,
                  f"ExecHostDown firing for {victim}", interval=2)
-        alerted = time.time() - lost
         assert [labels["host"] for labels in firing("ExecHostDown")] == [victim]
+        # When it fired: Prometheus's activeAt (the first evaluation that saw the host down) + its 30 s.
+        active_at = next(alert["activeAt"] for alert in prometheus("alerts")["alerts"]
+                         if alert["labels"].get("alertname") == "ExecHostDown")
+        active = datetime.datetime.fromisoformat(active_at.replace("Z", "+00:00")).timestamp()
         report(f"exec host {victim} killed: ExecHostDown fires", "30 s (the demo's) + scrape + evaluation",
-               alerted, "alert firing", f"ExecHostDown host={victim}")
+               active + 30 - lost, "alert firing", f"ExecHostDown host={victim}")
         report(f"exec host {victim} killed mid-job ({len(doomed)} job(s) on it, {resubmitted} lost before "
                "it started)", "heartbeat timeout + interval", took,
                "ProcessFailed (its jobs); the others ProcessSucceeded (run again if lost before they started)",
