@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from prometheus_client import REGISTRY
 from wpstest import status_of, status_text
 
 from pywps_gridengine.jobs import JobStore
@@ -647,3 +648,20 @@ def test_dispatched_host_read_from_qstat_xml():
     assert dispatched_host(f"<job_info>{running('9', 'all.q')}</job_info>", "9") is None
     assert dispatched_host(f"<job_info>{running('9', 'all.q@-x y')}</job_info>", "9") is None
     assert dispatched_host("error: commlib error", "9") is None
+
+
+def test_reconciler_counts_its_verdicts(world):
+    """Each job it fails is counted once, by cause (pywps_gridengine_reconciler_verdicts_total)."""
+    env, store, source, clock, rec = world
+    add_job(store, "killed", "101")
+    source.jobs["101"] = JobInfo(SgeState.FINISHED, exit_status=137, failed=100, wallclock=60.4, h_rt=60)
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("pywps_gridengine_reconciler_verdicts_total",
+                                         {"verdict": "failed", "cause": "wallclock_limit"}) or 0.0
+
+    before = count()
+    clock.advance(70)
+    rec.run_once()
+    rec.run_once()  # nothing more to fail
+    assert count() == before + 1

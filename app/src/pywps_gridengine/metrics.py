@@ -105,14 +105,6 @@ def reconciler_pass(result: str, now: float | None = None) -> None:
         RECONCILER_LAST_PASS.set(time.time() if now is None else now)
 
 
-def clear_multiprocess_directory(path: str) -> None:
-    """Empty a service's multiprocess directory (its previous run's files), as the library requires at start."""
-    os.makedirs(path, exist_ok=True)
-    for name in os.listdir(path):
-        if name.endswith(".db"):
-            os.unlink(os.path.join(path, name))
-
-
 # -- the cluster's state, read at scrape time ------------------------------------------------
 
 #: Queue wait (submit to start): a trivial job waits about a second; a full cluster hours.
@@ -222,7 +214,6 @@ class FreeSpace:
         self.path = path
         self.timeout = timeout
         self._thread: threading.Thread | None = None
-        self._result: tuple[int, int] | None = None
 
     def read(self) -> tuple[int, int] | None:
         if self._thread is not None and self._thread.is_alive():
@@ -286,7 +277,8 @@ class Timings:
                     self.run.labels(process_label(row.identifier), row.state).observe(
                         max(0.0, (row.finished_at - row.started_at).total_seconds()))
         self._since = now
-        cut = now - self.overlap - self.overlap
+        # The next look reads from now - overlap: what is older cannot come back.
+        cut = now - self.overlap
         for seen in (self._started, self._finished):
             for uuid in [uuid for uuid, when in seen.items() if when < cut]:
                 del seen[uuid]

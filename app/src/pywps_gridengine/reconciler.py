@@ -138,60 +138,43 @@ LAUNCHER_LOAD_FAILED = 2
 LAUNCHER_RESULT_NOT_RECORDED = 4
 
 
-def finished_reason(info: JobInfo, job: JobRecord) -> str:
-    """Readable reason for a job Grid Engine finished without the launcher reporting."""
+def finished_verdict(info: JobInfo, job: JobRecord) -> tuple[str, str]:
+    """(cause, reason) of a job Grid Engine finished without the launcher reporting.
+
+    The reason is readable text for the client; the cause a short label of the
+    same branch, for the metrics (``metrics.VERDICTS``).
+    """
     ref = f"Grid Engine job {job.sge_job_id}"
     where = f" on {info.hostname}" if info.hostname else ""
     ran = f" after {info.wallclock:.0f} s" if info.wallclock is not None else ""
     if info.deleted_by:
-        return f"{ref} was deleted (qdel) by {info.deleted_by}{where}{ran}, before it finished."
+        return "deleted", f"{ref} was deleted (qdel) by {info.deleted_by}{where}{ran}, before it finished."
     status = info.exit_status
     if status is not None and status > 128:
         number = status - 128
         sig = _signal_name(number)
         if info.h_rt is not None and info.wallclock is not None and info.wallclock >= info.h_rt - 1:
-            return (f"{ref} was killed ({sig}){where}{ran}: it exceeded its wall-clock limit "
-                    f"h_rt of {info.h_rt:.0f} s.")
+            return "wallclock_limit", (f"{ref} was killed ({sig}){where}{ran}: it exceeded its wall-clock limit "
+                                       f"h_rt of {info.h_rt:.0f} s.")
         limit, peak = memory_bytes(info.h_vmem), memory_bytes(info.maxvmem)
         if limit and peak and peak >= 0.9 * limit:
-            return (f"{ref} was killed ({sig}){where}{ran}: it exceeded its memory limit h_vmem of "
-                    f"{info.h_vmem} (peak {info.maxvmem}).")
+            return "memory_limit", (f"{ref} was killed ({sig}){where}{ran}: it exceeded its memory limit h_vmem of "
+                                    f"{info.h_vmem} (peak {info.maxvmem}).")
         peak_text = f", peak memory {info.maxvmem}" if info.maxvmem else ""
-        return f"{ref} was killed by signal {number} ({sig}){where}{ran}{peak_text}."
+        return "killed", f"{ref} was killed by signal {number} ({sig}){where}{ran}{peak_text}."
     if info.failed not in (None, 0, 100):
         text = f": {info.failed_reason}" if info.failed_reason else ""
-        return f"{ref} could not run{where} (Grid Engine failure {info.failed}{text})."
+        return "grid_engine_failure", f"{ref} could not run{where} (Grid Engine failure {info.failed}{text})."
     if status == LAUNCHER_LOAD_FAILED:
-        return f"The job launcher of {ref} could not load the job{where}; see its error log."
+        return "load_failed", f"The job launcher of {ref} could not load the job{where}; see its error log."
     if status == LAUNCHER_RESULT_NOT_RECORDED:
-        return (f"{ref} ran{where}, but the database stayed unreachable, so its result could not be recorded; "
-                "see its error log.")
+        return "result_not_recorded", (f"{ref} ran{where}, but the database stayed unreachable, so its result "
+                                       "could not be recorded; see its error log.")
     if status not in (None, 0):
-        return f"{ref} exited with status {status}{where}{ran} without reporting a result; see its error log."
-    return f"{ref} ended{where} without the job reporting a result (its launcher crashed or was killed)."
-
-
-def finished_cause(info: JobInfo) -> str:
-    """:func:`finished_reason` as a short label (the metrics' ``cause``)."""
-    status = info.exit_status
-    if info.deleted_by:
-        return "deleted"
-    if status is not None and status > 128:
-        if info.h_rt is not None and info.wallclock is not None and info.wallclock >= info.h_rt - 1:
-            return "wallclock_limit"
-        limit, peak = memory_bytes(info.h_vmem), memory_bytes(info.maxvmem)
-        if limit and peak and peak >= 0.9 * limit:
-            return "memory_limit"
-        return "killed"
-    if info.failed not in (None, 0, 100):
-        return "grid_engine_failure"
-    if status == LAUNCHER_LOAD_FAILED:
-        return "load_failed"
-    if status == LAUNCHER_RESULT_NOT_RECORDED:
-        return "result_not_recorded"
-    if status not in (None, 0):
-        return "exit_status"
-    return "ended_unreported"
+        return "exit_status", (f"{ref} exited with status {status}{where}{ran} without reporting a result; "
+                               "see its error log.")
+    return "ended_unreported", (f"{ref} ended{where} without the job reporting a result (its launcher crashed or "
+                                "was killed).")
 
 
 @dataclass(frozen=True)
@@ -267,7 +250,8 @@ def decide(job: JobRecord, info: JobInfo | None, now: dt.datetime, *, heartbeat_
         return Decision(True, f"Grid Engine could not start the job ({ref}, error state): {why}.", terminate=True,
                         cause="error_state")
     if info.state == SgeState.FINISHED:
-        return Decision(True, finished_reason(info, job), usage=info.usage(), cause=finished_cause(info))
+        cause, reason = finished_verdict(info, job)
+        return Decision(True, reason, usage=info.usage(), cause=cause)
     # UNKNOWN: deleted while queued, or accounting not written yet.
     if job.gone_since is None:
         return Decision(False, mark_gone=True) if gone_grace > 0 else Decision(

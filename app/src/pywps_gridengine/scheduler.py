@@ -197,12 +197,12 @@ class GridEngineScheduler(Processing):
             self.submitter = submitter
 
     def start(self) -> None:
+        from . import metrics
+
         job = self.job
         response = job.wps_response
         uuid = str(job.uuid)
         # -- admission control: the caps, checked exactly as the row is inserted; the client recorded with it
-        from . import metrics
-
         limits = self.config.admission
         store: JobStore | None = None
         try:
@@ -211,12 +211,10 @@ class GridEngineScheduler(Processing):
                          max_total=limits.max_active_jobs, max_per_client=limits.max_active_jobs_per_client)
         except OverCap as e:
             LOGGER.warning("WPS job %s refused: %s", uuid, e)
-            metrics.submission_failed(job.name, metrics.OVER_CAP)
-            self.withdraw(store, admission.busy(limits, str(e)))
+            self.withdraw(store, admission.busy(limits, str(e)), metrics.OVER_CAP)
         except SQLAlchemyError as e:
             LOGGER.warning("WPS job %s refused, the database does not answer: %s", uuid, str(e).splitlines()[0])
-            metrics.submission_failed(job.name, metrics.DATABASE_DOWN)
-            self.withdraw(store, admission.unavailable(limits, admission.DATABASE_DOWN))
+            self.withdraw(store, admission.unavailable(limits, admission.DATABASE_DOWN), metrics.DATABASE_DOWN)
         assert store is not None
         # -- end of admission control
         response.job_store = store
@@ -242,8 +240,7 @@ class GridEngineScheduler(Processing):
         except Exception as e:  # DRMAA errors, unreachable qmaster, unwritable workdir ...
             # Admission control: nothing was queued, so the client is told to retry, and nothing stays behind.
             LOGGER.exception("Could not submit job %s to Grid Engine", uuid)
-            metrics.submission_failed(job.name, cause)
-            self.withdraw(store, admission.unavailable(limits, f"{failing} ({client_cause(e)})"))
+            self.withdraw(store, admission.unavailable(limits, f"{failing} ({client_cause(e)})"), cause)
         LOGGER.info("WPS job %s submitted to Grid Engine as job %s (%s)", uuid, sge_job_id, spec.job_name)
         metrics.submitted(job.name)
         response.sge_job_id = sge_job_id
@@ -260,16 +257,20 @@ class GridEngineScheduler(Processing):
             response.message = message
             response._update_status_doc()
 
-    def withdraw(self, store: JobStore | None, refusal: Exception) -> NoReturn:
-        """Undo a job Grid Engine never got, then raise ``refusal`` (the client's 503).
+    def withdraw(self, store: JobStore | None, refusal: Exception, cause: str) -> NoReturn:
+        """Undo a job Grid Engine never got, count it as a failed submission by ``cause`` (the metrics'
+        label), then raise ``refusal`` (the client's 503).
 
         Its status document (PyWPS wrote Accepted before submitting), its work
         directory (inputs, dump) and its rows go: a refused job leaves nothing
         behind. A row the database cannot delete now stays Accepted with no
         Grid Engine job id, and the reconciler fails it after ``submit_timeout``.
         """
+        from . import metrics
+
         job = self.job
         uuid = str(job.uuid)
+        metrics.submission_failed(job.name, cause)
         for path in (job.process.status_location, job.workdir):
             try:
                 if path:
