@@ -36,12 +36,7 @@ fi
 
 apt_install debootstrap debian-archive-keyring
 
-mirror=${DEBIAN_MIRROR:-}
-if [ -z "$mirror" ]; then
-  mirror=$(grep -hosE '^(URIs:|deb)[[:space:]]+[^[:space:]]+/debian/?([[:space:]]|$)' \
-             /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list /etc/apt/sources.list 2>/dev/null \
-           | awk '{print $2}' | head -n 1 || true)
-fi
+mirror=$(debian_mirror)
 
 rootfs=$(mktemp -d /var/tmp/pwg-rootfs.XXXXXX)
 trap 'as_root rm -rf "$rootfs"' EXIT

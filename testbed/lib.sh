@@ -27,3 +27,15 @@ apt_install() {
   log "installing ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# The Debian mirror for debootstrap: DEBIAN_MIRROR, else the one this
+# machine's apt uses, else nothing (debootstrap's own default).
+debian_mirror() {
+  if [ -n "${DEBIAN_MIRROR:-}" ]; then
+    echo "$DEBIAN_MIRROR"
+    return
+  fi
+  grep -hosE '^(URIs:|deb)[[:space:]]+[^[:space:]]+/debian/?([[:space:]]|$)' \
+    /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list /etc/apt/sources.list 2>/dev/null \
+    | awk '{print $2}' | head -n 1 || true
+}

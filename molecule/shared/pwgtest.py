@@ -29,8 +29,12 @@ def hosts(pattern: str) -> list[str]:
 
 
 def spec(name: str) -> str:
-    """A testinfra host spec for an inventory host (for `testinfra_hosts`)."""
-    return f"ansible://{name}?ansible_inventory={INVENTORY}"
+    """A testinfra host spec for an inventory host (for `testinfra_hosts`). A host that is no
+    molecule platform (the test bed's VM, in the scenario's linked hosts.yml) is read from the
+    whole inventory directory; the platforms from molecule's file, as molecule writes them."""
+    platforms = testinfra.utils.ansible_runner.AnsibleRunner.get_runner(INVENTORY).get_hosts("all")
+    inventory = INVENTORY if name in platforms else os.path.dirname(INVENTORY)
+    return f"ansible://{name}?ansible_inventory={inventory}"
 
 
 def remote(name: str):

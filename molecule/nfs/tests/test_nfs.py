@@ -4,45 +4,17 @@ The containers have no kernel NFS client, so the clients talk NFSv4 with the
 userspace client (nfs-cp, nfs-ls, nfs-cat) as the service user's uid.
 """
 
-import shlex
 import time
 import uuid
 
 import pytest
-from pwgtest import SHARED, own_address, remote, spec, write_as
+from nfswire import SERVER, nfs, url, write
+from pwgtest import SHARED, own_address, remote, spec
 
-SERVER = "nfs-server"
 CLIENTS = ["nfs-web", "nfs-exec"]
+# nfs-vm's address as the server sees it (inventory/host_vars/nfs-vm.yml): a client of the export too.
+VM_ADDRESS = "10.213.3.1"
 testinfra_hosts = [spec(SERVER)]
-
-
-def url(path: str, version: int = 4) -> str:
-    return f"nfs://{SERVER}{SHARED}/{path}?version={version}"
-
-
-# A refused attempt: the host firewall drops the outsider's packets and the portmapper NFSv3 needs,
-# and libnfs retries a dropped connection for over two minutes; an attempt with no answer within
-# this many seconds has not reached the export either (timeout's status 124).
-REFUSED_WITHIN = 20
-
-
-def nfs(name: str, command: str, *args: str, user: str | None = "wps", refused: bool = False):
-    """Run a libnfs command on host NAME, as USER (None: as root); REFUSED: given up after REFUSED_WITHIN s."""
-    prefix = f"runuser -u {user} -- " if user else ""
-    if refused:
-        prefix = f"timeout -k 5 {REFUSED_WITHIN} {prefix}"
-    return remote(name).run(prefix + " ".join([command, *map(shlex.quote, args)]))
-
-
-def write(name: str, path: str, content: str, user: str | None = "wps", refused: bool = False):
-    """Copy CONTENT through NFS to PATH from host NAME."""
-    host = remote(name)
-    local = host.check_output("runuser -u wps -- mktemp")
-    write_as(host, local, content)
-    try:
-        return nfs(name, "nfs-cp", local, url(path), user=user, refused=refused)
-    finally:
-        host.run(f"rm -f {local}")
 
 
 def test_shared_tree_is_owned_by_the_service_user(host):
@@ -118,7 +90,7 @@ def test_clients_see_the_stand_in_at_the_shared_path():
 def test_kernel_server_configuration(host):
     """nfsd cannot run in containers: check what the role renders for it."""
     root = "/var/tmp/nfs-kernel"
-    clients = sorted(own_address(name) for name in CLIENTS)
+    clients = sorted([own_address(name) for name in CLIENTS] + [VM_ADDRESS])
     exports = [
         line
         for line in host.file(f"{root}/etc/exports.d/pywps-gridengine.exports").content_string.splitlines()

@@ -158,3 +158,12 @@ def test_bad_limits_stop_the_role_before_it_changes_anything(host, variables, na
     message = refusal(*run_playbook("web", variables), "pw-web")
     assert f"{named} (" in message, message
     assert host.file(unit).sha256sum == before
+
+
+
+@pytest.mark.parametrize("unit", ["pywps.service", "pywps-reconciler.service", "pywps-cleanup.service"])
+def test_the_units_that_use_the_shared_tree_wait_for_its_mount(host, unit):
+    """RequiresMountsFor: at boot they start after the shared tree's mount, and never against
+    the empty mount point (the default scenario checks the order on its mounted volume, the
+    nfs scenario's VM across a real reboot)."""
+    assert host.check_output(f"systemctl show -P RequiresMountsFor {unit}") == SHARED

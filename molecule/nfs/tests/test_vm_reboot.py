@@ -1,0 +1,72 @@
+"""nfs-vm rebooted for real (its kernel restarts; not a container restart): the
+NFS mount comes back by itself, after the network and before the services that
+need the shared tree, and the kernel NFS server exports again.
+
+This module runs last in the scenario (pytest takes the files in name order):
+the reboot must not pull the mount from under the other tests.
+"""
+
+import json
+import os
+import subprocess
+import time
+import uuid
+
+from pwgtest import INVENTORY, SHARED, remote, spec, write_as
+
+VM = "nfs-vm"
+SERVER = "nfs-server"
+testinfra_hosts = [spec(VM)]
+
+
+def monotonic(host, unit: str, what: str = "ActiveEnterTimestampMonotonic") -> int:
+    """When UNIT reached a state in this boot, in µs since boot (0: never)."""
+    return int(host.check_output(f"systemctl show --value --property {what} {unit}"))
+
+
+def reboot() -> float:
+    """Reboot nfs-vm with ansible.builtin.reboot (which waits for the new boot to answer): seconds taken."""
+    start = time.monotonic()
+    run = subprocess.run(
+        ["ansible", "-i", os.path.dirname(INVENTORY), VM, "--become", "-m", "ansible.builtin.reboot",
+         "-a", "reboot_timeout=600 test_command='systemctl is-system-running --wait || true'", "-o"],
+        capture_output=True, text=True, check=False,
+        # Ansible's own strategy: the reboot action reconnects on its own.
+        env={**os.environ, "ANSIBLE_STRATEGY": "linear"},
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return time.monotonic() - start
+
+
+def test_after_a_reboot_the_mount_and_the_export_come_back_in_order(host):
+    before = host.file("/proc/sys/kernel/random/boot_id").content_string.strip()
+    kept = f"outputs/kept-{uuid.uuid4().hex}.txt"
+    write_as(host, f"{SHARED}/{kept}", "written before the reboot")
+
+    seconds = reboot()
+
+    host = remote(VM)
+    boot_id = host.file("/proc/sys/kernel/random/boot_id").content_string.strip()
+    assert boot_id != before, "the machine did not reboot"
+    print(json.dumps({"reboot_seconds": round(seconds, 1)}))
+
+    # The mount is back, by itself, with the kernel client.
+    assert host.check_output(f"findmnt --noheadings --output FSTYPE --mountpoint {SHARED}") == "nfs4"
+    assert host.check_output(f"runuser -u wps -- cat {SHARED}/{kept}") == "written before the reboot"
+
+    # In order: the network was online before the mount, the mount before the unit that needs it.
+    mount_unit = host.check_output(f"systemd-escape --path --suffix=mount {SHARED}")
+    online = monotonic(host, "network-online.target")
+    mounted = monotonic(host, mount_unit)
+    probe_started = monotonic(host, "shared-tree-probe.service", "ExecMainStartTimestampMonotonic")
+    assert 0 < online <= mounted, (online, mounted)
+    assert mounted <= probe_started, (mounted, probe_started)
+    assert mount_unit in host.check_output("systemctl show --value --property After shared-tree-probe.service")
+    assert host.check_output("systemctl show --value --property Result shared-tree-probe.service") == "success"
+    # What the unit wrote at boot went through the mount: the server has it.
+    assert remote(SERVER).file(f"{SHARED}/outputs/nfs-vm.boot").content_string.strip() == boot_id
+
+    # The kernel server exports again: its client mounts it (the mount was not for boot).
+    assert host.service("nfs-server").is_running
+    assert host.run("mkdir -p /mnt/kernel && mount -t nfs4 -o vers=4.2 127.0.0.1:/srv/kernel /mnt/kernel").rc == 0
+    assert host.check_output("runuser -u wps -- ls -d /mnt/kernel/outputs") == "/mnt/kernel/outputs"
