@@ -22,6 +22,7 @@ mapfile -t extra_cas < <(find /usr/local/share/ca-certificates -name '*.crt' -ty
 
 recipe_hash=$( {
   cat "$0"
+  declare -f debootstrap_tree
   echo "$suite $packages"
   for ca in "${extra_cas[@]}"; do sha256sum "$ca"; done
 } | sha256sum | cut -c1-12)
@@ -36,21 +37,11 @@ fi
 
 apt_install debootstrap debian-archive-keyring
 
-mirror=$(debian_mirror)
-
 rootfs=$(mktemp -d /var/tmp/pwg-rootfs.XXXXXX)
 trap 'as_root rm -rf "$rootfs"' EXIT
-log "base image: building $image with debootstrap ${mirror:-(default mirror)}"
+log "base image: building $image with debootstrap $(debian_mirror)"
 start=$(date +%s)
-as_root debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" ${mirror:+"$mirror"} >/dev/null
-
-if [ -n "$mirror" ]; then
-  as_root tee "$rootfs/etc/apt/sources.list" >/dev/null <<SOURCES
-deb $mirror $suite main
-deb $mirror $suite-updates main
-deb ${mirror%/}-security $suite-security main
-SOURCES
-fi
+debootstrap_tree "$rootfs" "$suite" "$packages"
 for ca in "${extra_cas[@]}"; do
   as_root install -m 0644 "$ca" "$rootfs/usr/local/share/ca-certificates/"
 done

@@ -39,3 +39,19 @@ debian_mirror() {
     /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list /etc/apt/sources.list 2>/dev/null \
     | awk '{print $2}' | head -n 1 || true
 }
+
+# debootstrap_tree ROOTFS SUITE PACKAGES: a minimal Debian tree with PACKAGES
+# (comma-separated), whose apt sources name the same mirror, with its updates
+# and security suites. The image recipes hash this function's text.
+debootstrap_tree() {
+  local rootfs=$1 suite=$2 packages=$3 mirror
+  mirror=$(debian_mirror)
+  as_root debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" ${mirror:+"$mirror"} >/dev/null
+  if [ -n "$mirror" ]; then
+    as_root tee "$rootfs/etc/apt/sources.list" >/dev/null <<SOURCES
+deb $mirror $suite main
+deb $mirror $suite-updates main
+deb ${mirror%/}-security $suite-security main
+SOURCES
+  fi
+}

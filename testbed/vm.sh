@@ -41,19 +41,12 @@ run_dir=${PWG_VM_RUN_DIR:-/tmp/pwg-vm}
 host_packages=(qemu-system-x86 qemu-utils debootstrap debian-archive-keyring e2fsprogs openssh-client)
 
 recipe_tag() {
-  { sed -n '/^suite=/,/^admin=/p' "$0"; declare -f build_tree; } | sha256sum | cut -c1-12
+  { sed -n '/^suite=/,/^admin=/p' "$0"; declare -f debootstrap_tree build_tree; } | sha256sum | cut -c1-12
 }
 
-# build_tree ROOTFS MIRROR PUBKEY: everything done to the tree after debootstrap.
+# build_tree ROOTFS PUBKEY: everything done to the tree after debootstrap.
 build_tree() {
-  local rootfs=$1 mirror=$2 pubkey=$3
-  if [ -n "$mirror" ]; then
-    as_root tee "$rootfs/etc/apt/sources.list" >/dev/null <<SOURCES
-deb $mirror $suite main
-deb $mirror $suite-updates main
-deb ${mirror%/}-security $suite-security main
-SOURCES
-  fi
+  local rootfs=$1 pubkey=$2
   echo pwg-vm | as_root tee "$rootfs/etc/hostname" >/dev/null
   printf '127.0.0.1\tlocalhost\n127.0.1.1\tpwg-vm\n' | as_root tee "$rootfs/etc/hosts" >/dev/null
   echo '/dev/vda / ext4 rw,errors=remount-ro 0 1' | as_root tee "$rootfs/etc/fstab" >/dev/null
@@ -84,7 +77,7 @@ NETWORK
 }
 
 build() {
-  local tag image rootfs mirror start key
+  local tag image rootfs start key
   tag=$(recipe_tag)
   image="$vm_dir/image-$tag"
   if [ -f "$image/disk.img" ]; then
@@ -94,25 +87,24 @@ build() {
   fi
   apt_install "${host_packages[@]}"
   start=$(date +%s)
-  mirror=$(debian_mirror)
   rootfs=$(mktemp -d /var/tmp/pwg-vm-rootfs.XXXXXX)
   as_root mkdir -p "$vm_dir"
   as_root rm -rf "$image.tmp"
   as_root mkdir -p "$image.tmp"
   # shellcheck disable=SC2064 # expand now: the paths are local
   trap "as_root rm -rf '$rootfs' '$image.tmp'" EXIT
-  log "vm image: building $image with debootstrap ${mirror:-(default mirror)}"
-  as_root debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" ${mirror:+"$mirror"} >/dev/null
+  log "vm image: building $image with debootstrap $(debian_mirror)"
+  debootstrap_tree "$rootfs" "$suite" "$packages"
   # A key made for this image only; the public half goes into the image.
   key="$image.tmp/id_ed25519"
   as_root ssh-keygen -q -t ed25519 -N '' -C "pwg-vm-$tag" -f "$key"
-  build_tree "$rootfs" "$mirror" "$key.pub"
+  build_tree "$rootfs" "$key.pub"
   as_root cp -L "$rootfs/vmlinuz" "$image.tmp/vmlinuz"
   as_root cp -L "$rootfs/initrd.img" "$image.tmp/initrd.img"
   as_root ssh-keygen -l -f "$rootfs/etc/ssh/ssh_host_ed25519_key.pub" >"$image.tmp/host_key.txt"
   as_root sed 's/^/[127.0.0.1]:* /' "$rootfs/etc/ssh/ssh_host_ed25519_key.pub" >"$image.tmp/known_hosts.template"
   # mkfs.ext4 -d fills the file system from the tree: no loop mount needed.
-  as_root mkfs.ext4 -q -L pwg-vm -d "$rootfs" "$image.tmp/disk.img" 4G
+  as_root mkfs.ext4 -q -L pwg-vm -d "$rootfs" "$image.tmp/disk.img" 4G >/dev/null
   # The image belongs to whoever builds it, who boots it without root.
   as_root chown -R "$(id -u):$(id -g)" "$image.tmp"
   as_root chmod 0600 "$image.tmp/id_ed25519"
