@@ -144,11 +144,12 @@ def test_every_error_answer_is_no_store(make_env):
         client.get("/wps", query_string={"service": "WPS", "request": "DescribeProcess"}),  # version missing
         client.get("/wps", query_string={"service": "WPS", "request": "GetCapabilities",
                                          "acceptversions": "9.9.9"}),  # PyWPS's VersionNegotiationFailed
-        client.get("/wps", query_string={"service": "WPS", "request": "GetStatus", "version": "2.0.0"}),  # 501
+        client.get("/wps", query_string={"service": "WPS", "request": "GetStatus", "version": "2.0.0"}),  # no jobId
+        client.get("/ogcapi/processes/nosuch"),  # the OGC API's 404
         client.get("/wps", query_string={"service": "WPS", "request": "GetCapabilities", "REQUEST": "Execute"}),
         client.open("/wps", method="PUT"),
     ]
-    assert [resp.status_code for resp in errors] == [400, 400, 400, 501, 400, 405]
+    assert [resp.status_code for resp in errors] == [400, 400, 400, 400, 404, 400, 405]
     for resp in errors:
         assert resp.headers.get_all("Cache-Control") == ["no-store"], (resp.status_code, resp.headers)
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .fetch import FetchPolicy, configure  # [fetch]: inputs by reference
+from .jobcontrol import Access  # [jobs]: job control for clients
 
 SECTION = "gridengine"
 RESOURCE_KEYS = ("queue", "h_rt", "h_vmem", "slots", "parallel_environment", "extra")
@@ -564,6 +565,43 @@ def load_sync_max_runtime(cfg: Any) -> float:
 
 # -- end of the front door
 
+
+# -- [jobs]: job control for clients (see jobcontrol.py) -------------------------------------------
+
+JOBS_SECTION = "jobs"
+JOBS_KEYS = ("identity_header", "operators", "job_list", "log_tail_bytes", "ogcapi_url")
+_HEADER = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}")
+_BOOLEANS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def load_jobs(cfg: Any) -> Access:
+    """``[jobs]``: the identity header nginx sets ('' = no identity), the operators, whether the job list
+    is on without identity, the log tail's size cap, and the OGC API's public address."""
+    from .compat import section_items
+
+    raw = section_items(cfg, JOBS_SECTION)
+    unknown = sorted(set(raw) - set(JOBS_KEYS))
+    if unknown:
+        raise ConfigError(f"[{JOBS_SECTION}]: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(JOBS_KEYS)}")
+    header = raw.get("identity_header", "").strip()
+    if header and not _HEADER.fullmatch(header):
+        raise ConfigError(f"[{JOBS_SECTION}] identity_header = {header!r} is not an HTTP header name")
+    job_list = raw.get("job_list", "").strip().lower()
+    if job_list and job_list not in _BOOLEANS:
+        raise ConfigError(f"[{JOBS_SECTION}] job_list = {job_list!r} must be true or false")
+    tail = raw.get("log_tail_bytes", "").strip() or "65536"
+    if not tail.isdigit() or not 0 < int(tail) <= 16 * 2**20:
+        raise ConfigError(f"[{JOBS_SECTION}] log_tail_bytes = {tail!r} must be a number of bytes from 1 to 16 MiB")
+    url = raw.get("ogcapi_url", "").strip().rstrip("/")
+    if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise ConfigError(f"[{JOBS_SECTION}] ogcapi_url = {url!r} is not an http(s) URL")
+    operators = frozenset(name for name in re.split(r"[\s,]+", raw.get("operators", "")) if name)
+    return Access(identity_header=header, operators=operators, job_list=_BOOLEANS.get(job_list, False),
+                  log_tail_bytes=int(tail), ogcapi_url=url)
+
+
+# -- end of [jobs]
+
 SCHEDULER = "scheduler"
 
 
@@ -594,6 +632,7 @@ class AppConfig:
     admission: Admission = field(default_factory=Admission)  # admission control (admission.py)
     fetch: FetchPolicy = field(default_factory=FetchPolicy)  # [fetch]: inputs by reference (fetch.py)
     sync_max_runtime: float = DEFAULT_SYNC_MAX_RUNTIME  # the front door (frontdoor.py)
+    jobs: Access = field(default_factory=Access)  # [jobs]: job control for clients (jobcontrol.py)
 
     @property
     def scheduler(self) -> bool:
@@ -666,4 +705,5 @@ def load(cfgfile: str | None = None) -> AppConfig:
         admission=admission,
         fetch=configured_fetch_policy(cfg),  # [fetch]: inputs by reference (fetch.py)
         sync_max_runtime=load_sync_max_runtime(cfg),  # the front door (frontdoor.py)
+        jobs=load_jobs(cfg),  # [jobs]: job control for clients (jobcontrol.py)
     )

@@ -29,9 +29,13 @@ through, which makes documents no XML parser accepts.
 HTTP status per exceptionCode follows OWS Common 2.0 (OGC 06-121r9, table
 28): MissingParameterValue, InvalidParameterValue and VersionNegotiationFailed
 are 400; OperationNotSupported is 501 and is only used for an operation WPS
-defines that this server does not implement (WPS 2.0 GetStatus, GetResult,
-Dismiss); NoApplicableCode is 400 for a request that cannot be read at all and
-500 only for a fault of the server.
+defines that this server does not implement (WPS 2.0 GetStatus, GetResult and
+Dismiss reach PyWPS's parser only without the job operations' layer in front,
+:mod:`.wpsjobs`, which answers them); NoApplicableCode is 400 for a request
+that cannot be read at all and 500 only for a fault of the server.
+
+Requests under the OGC API's prefix (:mod:`.ogcapi`) may also be DELETE, and
+the refusals of this layer are RFC 7807 problem documents there.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ IMPLEMENTED = ("getcapabilities", "describeprocess", "execute")
 #: Operations WPS 1.0/2.0 define that this server does not implement: OperationNotSupported, 501.
 NOT_IMPLEMENTED = ("getstatus", "getresult", "dismiss")
 ALLOWED_METHODS = ("GET", "POST")
+#: The OGC API's methods: DELETE dismisses a job.
+OGCAPI_METHODS = ("GET", "POST", "DELETE")
 #: The KVP parameters whose content is a list of inputs/outputs, checked one by one after parsing.
 LIST_PARAMETERS = ("datainputs", "responsedocument", "rawdataoutput")
 #: Longest client text echoed into a report (identifiers, values): enough to recognise it.
@@ -189,9 +195,16 @@ def from_exception(error: BaseException, client: bool) -> Refusal:
 class FrontDoor:
     """WSGI middleware: methods, body size, ``nosniff``, and the last guard (see the module doc)."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]], max_request_size: int) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], max_request_size: int, ogcapi_prefix: str = "") -> None:
         self.app = app
         self.max_request_size = max_request_size
+        #: The OGC API's path prefix: its resources answer DELETE too (a job's dismissal) and their
+        #: refusals here are RFC 7807 problem documents (:mod:`.ogcapi`).
+        self.ogcapi_prefix = ogcapi_prefix.rstrip("/")
+
+    def ogcapi(self, environ: dict[str, Any]) -> bool:
+        path = environ.get("PATH_INFO", "")
+        return bool(self.ogcapi_prefix) and (path == self.ogcapi_prefix or path.startswith(self.ogcapi_prefix + "/"))
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started: list[bool] = []
@@ -210,6 +223,11 @@ class FrontDoor:
         try:
             refusal = self.admit(environ)
             if refusal is not None:
+                if self.ogcapi(environ):
+                    from .ogcapi import Problem
+
+                    return Problem(refusal.status, refusal.code, refusal.text, headers=refusal.headers)(
+                        environ, respond)
                 return refusal(environ, respond)
             return self.app(environ, respond)
         except Exception:
@@ -217,19 +235,25 @@ class FrontDoor:
                              environ.get("PATH_INFO"))
             if started:  # too late for another status line: the client sees the connection cut
                 raise
+            if self.ogcapi(environ):
+                from .ogcapi import Problem
+
+                fault = server_fault()
+                return Problem(500, "Internal Server Error", fault.text)(environ, respond)
             return server_fault()(environ, respond)
 
     def admit(self, environ: dict[str, Any]) -> Refusal | None:
         """The HTTP-level refusal of this request, or None; buffers the body (bounded)."""
         method = environ.get("REQUEST_METHOD", "GET").upper()
-        if method not in ALLOWED_METHODS:
+        allowed = OGCAPI_METHODS if self.ogcapi(environ) else ALLOWED_METHODS
+        if method not in allowed:
             # 405, not 501: the HTTP method is not a WPS operation (OperationNotSupported is for
             # those); the resource exists and answers GET and POST, which is what 405 and its
             # Allow header say (RFC 9110 15.5.6). HEAD is refused too: a HEAD of an Execute KVP
             # would run the process only to discard the answer. OPTIONS gets the same answer,
             # whose Allow header lists the methods; no cross-origin use is offered.
-            return Refusal(405, "NoApplicableCode", f"HTTP method {shown(method, 20)} is not allowed; use GET or POST",
-                           headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+            return Refusal(405, "NoApplicableCode", f"HTTP method {shown(method, 20)} is not allowed; use "
+                           f"{' or '.join(allowed)}", headers=[("Allow", ", ".join(allowed))])
         if method == "POST":
             return self._buffer_body(environ)
         return None
@@ -730,12 +754,12 @@ def check_sync_runtime(process: Any, values: Mapping[str, list[Any]], site_limit
                       f"synchronous requests may take at most {limit:g} s; {advice}", "storeExecuteResponse")
 
 
-def wrap(app: Callable[..., Iterable[bytes]], config: Any) -> FrontDoor:
+def wrap(app: Callable[..., Iterable[bytes]], config: Any, ogcapi_prefix: str = "") -> FrontDoor:
     """The front door around ``app`` with the limits of ``config``."""
     from pywps import configuration
 
     size = configuration.get_size_mb(configuration.get_config_value("server", "maxrequestsize"))
-    return FrontDoor(app, int(size * 1024 * 1024))
+    return FrontDoor(app, int(size * 1024 * 1024), ogcapi_prefix)
 
 
 __all__ = ["FrontDoor", "FrontDoorService", "Refusal", "exception_report", "wrap"]

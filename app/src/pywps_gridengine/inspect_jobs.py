@@ -486,7 +486,7 @@ SHOW_FIELDS = (
     ("uuid", "uuid"), ("identifier", "process"), ("state", "state"), ("message", "message"),
     ("sge_job_id", "Grid Engine job"), ("resubmits", "resubmitted"), ("job_name", "job name"),
     ("native_specification", "native spec"),
-    ("client", "client"), ("exec_host", "exec host"), ("workdir", "workdir"),
+    ("client", "client"), ("owner", "owner"), ("exec_host", "exec host"), ("workdir", "workdir"),
     ("created_at", "created"), ("submitted_at", "submitted"), ("started_at", "started"),
     ("heartbeat_at", "heartbeat"), ("gone_since", "gone since"), ("finished_at", "finished"),
     ("updated_at", "updated"), ("exit_status", "exit status"), ("wallclock", "wallclock"), ("cpu", "cpu"),

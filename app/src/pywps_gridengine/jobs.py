@@ -48,12 +48,18 @@ LOGGER = logging.getLogger("PYWPS")
 
 
 class JobState(enum.StrEnum):
-    """States of the job row: accepted → started → succeeded | failed."""
+    """States of the job row: accepted → started → succeeded | failed | dismissed.
+
+    Dismissed: a client (its owner, or an operator) asked for the job to be
+    stopped (:mod:`.jobcontrol`), from Accepted or Started, through the same
+    compare-and-set as every other move; the Grid Engine job is deleted after.
+    """
 
     ACCEPTED = "accepted"
     STARTED = "started"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    DISMISSED = "dismissed"
 
     @property
     def final(self) -> bool:
@@ -64,8 +70,9 @@ ACCEPTED = JobState.ACCEPTED
 STARTED = JobState.STARTED
 SUCCEEDED = JobState.SUCCEEDED
 FAILED = JobState.FAILED
+DISMISSED = JobState.DISMISSED
 ACTIVE_STATES = (ACCEPTED, STARTED)
-FINAL_STATES = (SUCCEEDED, FAILED)
+FINAL_STATES = (SUCCEEDED, FAILED, DISMISSED)
 
 # Which states a row may be in for a move to each state to be accepted.
 _ALLOWED_FROM: dict[JobState, tuple[JobState, ...]] = {
@@ -73,6 +80,7 @@ _ALLOWED_FROM: dict[JobState, tuple[JobState, ...]] = {
     STARTED: (ACCEPTED, STARTED),       # started, then progress updates
     SUCCEEDED: ACTIVE_STATES,
     FAILED: ACTIVE_STATES,
+    DISMISSED: ACTIVE_STATES,
 }
 
 
@@ -98,7 +106,8 @@ STATE_OF_STATUS = {
     RequestStatus.SUCCEEDED: SUCCEEDED,
     RequestStatus.FAILED: FAILED,
 }
-STATUS_OF_STATE = {state: status for status, state in STATE_OF_STATUS.items()}
+# PyWPS's requests table has no dismissed status (nor has WPS 1.0): a dismissed job's row there is Failed.
+STATUS_OF_STATE = {**{state: status for status, state in STATE_OF_STATUS.items()}, DISMISSED: RequestStatus.FAILED}
 
 
 def utcnow() -> dt.datetime:
@@ -185,6 +194,8 @@ def _jobs_table(metadata: sa.MetaData, prefix: str) -> sa.Table:
         # How often the reconciler submitted the job again after Grid Engine lost it before it
         # started (JobStore.resubmitted); None: never.
         sa.Column("resubmits", sa.Integer, nullable=True),
+        # Who owns the job (the identity the front reports, see jobcontrol.py); None without identity.
+        sa.Column("owner", sa.String(255), nullable=True),
         # The job list (JobStore.find): newest first, (created_at, uuid) descending, read backwards
         # along an index, with no filter, with a state and with a process identifier, so a page of
         # a large table is an index range scan and never a scan and sort of the whole table.
@@ -209,6 +220,7 @@ def _list_indexes(prefix: str) -> list[sa.Index]:
         sa.Index(f"{name}_created", "created_at", "uuid"),
         sa.Index(f"{name}_state_created", "state", "created_at", "uuid"),
         sa.Index(f"{name}_identifier_created", "identifier", "created_at", "uuid"),
+        sa.Index(f"{name}_owner_created", "owner", "created_at", "uuid"),
     ]
 
 
@@ -306,6 +318,11 @@ class JobRecord:
     peak_memory: float | None = None
     client: str | None = None
     resubmits: int | None = None
+    owner: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return JobState(self.state).final
 
 
 class PageCursor(NamedTuple):
@@ -535,7 +552,8 @@ class JobStore:
     # -- job rows: writes ---------------------------------------------------------
 
     def create(self, uuid: str, identifier: str, workdir: str | None = None, now: dt.datetime | None = None, *,
-               client: str | None = None, max_total: int = 0, max_per_client: int = 0) -> None:
+               client: str | None = None, max_total: int = 0, max_per_client: int = 0,
+               owner: str | None = None) -> None:
         """Insert an accepted job's row; with a cap (> 0), only while the active jobs stay within it.
 
         Past a cap nothing is written and :class:`OverCap` is raised. The check
@@ -548,7 +566,8 @@ class JobStore:
         stamp = self._stamp(now)
         t = self.table
         values: dict[str, Any] = {"uuid": str(uuid), "identifier": identifier, "state": ACCEPTED,
-                                  "workdir": workdir, "client": client, "created_at": stamp, "updated_at": stamp}
+                                  "workdir": workdir, "client": client, "owner": owner, "created_at": stamp,
+                                  "updated_at": stamp}
         with self.engine.begin() as conn:
             conditions = []
             if max_total > 0:
@@ -756,6 +775,16 @@ class JobStore:
             row = conn.execute(self.table.select().where(self.table.c.uuid == str(uuid))).mappings().first()
         return JobRecord(**row) if row else None
 
+    def percents(self, uuids: Sequence[str]) -> dict[str, float]:
+        """PyWPS's percentage done of each of ``uuids`` that has one (its requests row), one query."""
+        r = self.requests
+        if not uuids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(r.c.uuid, r.c.percent_done)
+                                .where(r.c.uuid.in_([str(uuid) for uuid in uuids]), r.c.percent_done.is_not(None)))
+            return {uuid: float(percent) for uuid, percent in rows}
+
     def active(self) -> list[JobRecord]:
         """Jobs Accepted or Started, oldest first."""
         with self.engine.connect() as conn:
@@ -827,10 +856,12 @@ class JobStore:
     # Read only, and none of them creates the job table: on a database without
     # it (no job handed to Grid Engine yet) they find nothing.
 
-    def find(self, *, states: Sequence[JobState | str] = (), identifier: str | None = None,
+    def find(self, *, states: Sequence[JobState | str] = (), identifier: str | Sequence[str] | None = None,
              since: dt.datetime | None = None, limit: int | None = None, offset: int = 0,
-             after: PageCursor | None = None) -> list[JobRecord]:
-        """Jobs newest first, created at or after ``since`` (naive UTC), of ``states`` and process ``identifier``.
+             after: PageCursor | None = None, until: dt.datetime | None = None,
+             owner: str | None = None) -> list[JobRecord]:
+        """Jobs newest first, created at or after ``since`` and at or before ``until`` (naive UTC), of
+        ``states``, process ``identifier`` (one, or any of several) and ``owner``.
 
         The order is ``created_at`` then ``uuid``, both descending: total, so
         pages never overlap. Paging: ``after`` (the :class:`PageCursor` of the
@@ -849,10 +880,16 @@ class JobStore:
         query = t.select()
         if states:
             query = query.where(t.c.state.in_([JobState(state) for state in states]))
-        if identifier is not None:
+        if isinstance(identifier, str):
             query = query.where(t.c.identifier == identifier)
+        elif identifier is not None:
+            query = query.where(t.c.identifier.in_(list(identifier)))
+        if owner is not None:
+            query = query.where(t.c.owner == owner)
         if since is not None:
             query = query.where(t.c.created_at >= since)
+        if until is not None:
+            query = query.where(t.c.created_at <= until)
         if after is not None:
             # A row comparison, which PostgreSQL matches to the indexes' (created_at, uuid) end.
             query = query.where(sa.tuple_(t.c.created_at, t.c.uuid)

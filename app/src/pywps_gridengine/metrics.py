@@ -64,6 +64,8 @@ VERDICTS = Counter(
     "pywps_gridengine_reconciler_verdicts",
     "Jobs the reconciler failed, submitted again or whose status document it repaired, by cause.",
     ["verdict", "cause"])
+DISMISSALS = Counter("pywps_gridengine_job_dismissals",
+                     "Asynchronous WPS jobs dismissed by a client (WPS Dismiss, OGC API DELETE).", ["process"])
 RECONCILER_PASSES = Counter("pywps_gridengine_reconciler_passes",
                             "Reconciler passes, by result (led, not_leader, database_unreachable).", ["result"])
 RECONCILER_LAST_PASS = Gauge("pywps_gridengine_reconciler_last_pass_timestamp_seconds",
@@ -93,6 +95,10 @@ def submitted(identifier: Any) -> None:
 
 def submission_failed(identifier: Any, cause: str) -> None:
     SUBMISSION_FAILURES.labels(process_label(identifier), cause).inc()
+
+
+def dismissed(identifier: Any) -> None:
+    DISMISSALS.labels(process_label(identifier)).inc()
 
 
 def verdict(kind: str, cause: str) -> None:

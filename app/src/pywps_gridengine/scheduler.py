@@ -39,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import admission
 from .compat import request_row_gone
 from .config import AppConfig, ConfigError, Settings
+from .jobcontrol import account_option, owner_of
 from .jobs import JobStore, OverCap
 from .paths import remove
 
@@ -122,8 +123,12 @@ def job_name(prefix: str, identifier: str, uuid: str) -> str:
 
 def build_job_spec(*, uuid: str, identifier: str, workdir: str, dump_filename: str,
                    declared_resources: Mapping[str, object] | None, settings: Settings,
-                   environ: Mapping[str, str]) -> JobSpec:
-    """Pure construction of the job template from the job and the settings."""
+                   environ: Mapping[str, str], owner: str | None = None) -> JobSpec:
+    """Pure construction of the job template from the job and the settings.
+
+    ``owner``, the user who started the job (:mod:`.jobcontrol`), becomes
+    the job's account string (``qsub -A``): qstat and qacct show whose it is.
+    """
     env = {name: environ[name] for name in settings.pass_env if name in environ}
     env.update(settings.job_env)
     if not settings.launcher_config:
@@ -140,7 +145,8 @@ def build_job_spec(*, uuid: str, identifier: str, workdir: str, dump_filename: s
         args=args,
         working_directory=workdir,
         job_name=job_name(settings.job_name_prefix, identifier, uuid),
-        native_specification=settings.native_specification(identifier, declared_resources),
+        native_specification=" ".join(part for part in (settings.native_specification(identifier, declared_resources),
+                                                         account_option(owner)) if part),
         environment=env,
         output_path=os.path.join(log_dir, f"{uuid}.out"),
         error_path=os.path.join(log_dir, f"{uuid}.err"),
@@ -208,7 +214,8 @@ class GridEngineScheduler(Processing):
         try:
             store = JobStore.for_config(self.config)
             store.create(uuid, job.name, workdir=job.workdir, client=admission.client_of(job.wps_request),
-                         max_total=limits.max_active_jobs, max_per_client=limits.max_active_jobs_per_client)
+                         max_total=limits.max_active_jobs, max_per_client=limits.max_active_jobs_per_client,
+                         owner=owner_of(job.wps_request))
         except OverCap as e:
             LOGGER.warning("WPS job %s refused: %s", uuid, e)
             self.withdraw(store, admission.busy(limits, str(e)), metrics.OVER_CAP)
@@ -228,7 +235,7 @@ class GridEngineScheduler(Processing):
             spec = build_job_spec(
                 uuid=uuid, identifier=job.name, workdir=job.workdir, dump_filename=dump_filename,
                 declared_resources=getattr(job.process, "gridengine_resources", None),
-                settings=settings, environ=os.environ,
+                settings=settings, environ=os.environ, owner=owner_of(job.wps_request),
             )
             failing, cause = admission.SCHEDULER_DOWN, metrics.SCHEDULER_DOWN
             sge_job_id = self.submitter.submit(spec)

@@ -97,8 +97,38 @@ def make_app(service: Service, config: AppConfig) -> WSGIApp:
     wrapped: WSGIApp = app
     # -- middlewares, one line each, innermost first --
     wrapped = admission.wrap(wrapped, config)  # admission control: Execute refused with a 503 when busy or down
+    wrapped = jobs_and_ogcapi(wrapped, service, config)  # job control: WPS 2.0 and vendor operations, OGC API
     # -- end of middlewares --
-    return frontdoor.wrap(wrapped, config)
+    return frontdoor.wrap(wrapped, config, OGCAPI_PREFIX)
+
+
+#: Where the OGC API – Processes is served (nginx passes this prefix to the app).
+OGCAPI_PREFIX = "/ogcapi"
+
+
+def jobs_and_ogcapi(wps: WSGIApp, service: Service, config: AppConfig) -> WSGIApp:
+    """The job operations of WPS (:mod:`.wpsjobs`) around ``wps``, and the OGC API (:mod:`.ogcapi`) beside it.
+
+    The user nginx reports (:mod:`.jobcontrol`) is read here once, for both;
+    the OGC API runs its executions through ``wps``, the same stack as a WPS Execute.
+    """
+    from . import jobcontrol, ogcapi, wpsjobs
+
+    control = jobcontrol.for_config(config)
+    wps_jobs = wpsjobs.JobOperations(wps, control, config)
+    api = ogcapi.OgcApi(wps, service.processes, control, config, OGCAPI_PREFIX)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        under_api = api.handles(environ.get("PATH_INFO", ""))
+        try:
+            environ[jobcontrol.USER_KEY] = jobcontrol.user_from(environ, config.jobs)
+        except jobcontrol.NotAllowed as e:
+            refusal = ogcapi.Problem(400, "Bad Request", e.text) if under_api else \
+                frontdoor.Refusal(400, "NoApplicableCode", e.text)
+            return refusal(environ, start_response)
+        return (api if under_api else wps_jobs)(environ, start_response)
+
+    return app
 
 
 def build(cfgfile: str | None = None) -> WSGIApp:

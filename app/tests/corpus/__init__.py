@@ -25,7 +25,7 @@ class Case:
     name: str  # unique across the corpus; used as the test id
     kind: str  # what it attacks: kvp, xml, json, encoding, size, method, output, reference, wps2, traversal, busy...
     status: int  # expected HTTP status
-    code: str | None = None  # expected ows:Exception/@exceptionCode; None when the answer is not an ExceptionReport
+    code: str | None = None  # expected exceptionCode (OGC API: the problem's type); None: not an exception answer
     locator: str | None = None  # expected ows:Exception/@locator, where one applies
     method: str = "GET"
     path: str = "/wps"
@@ -38,6 +38,42 @@ class Case:
     def __post_init__(self) -> None:
         if self.where not in WHERE:
             raise ValueError(f"{self.name}: where must be one of {WHERE}")
+
+
+OWS_NAMESPACES = ("http://www.opengis.net/ows/1.1", "http://www.opengis.net/ows/2.0")
+
+
+def exception_of(body: bytes) -> tuple[str | None, str | None, str]:
+    """(code, locator, text) of an error answer, or (None, None, "") when it is neither kind.
+
+    An OWS ExceptionReport (OWS 1.1 for WPS 1.0, OWS 2.0 for WPS 2.0): its
+    exceptionCode and locator. An RFC 7807 problem document (the OGC API):
+    its ``type`` as the code, and its ``detail``. Parsed without entities or
+    network (the standard library's parsers: both the app's tests and the
+    cluster's use it).
+    """
+    import json
+    import xml.etree.ElementTree as ET
+
+    text = body.lstrip()
+    if text.startswith(b"{"):
+        try:
+            problem = json.loads(text)
+        except ValueError:
+            return None, None, ""
+        return problem.get("type"), None, str(problem.get("detail") or problem.get("title") or "")
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return None, None, ""
+    for namespace in OWS_NAMESPACES:
+        if root.tag == f"{{{namespace}}}ExceptionReport":
+            exception = root.find(f"{{{namespace}}}Exception")
+            if exception is None:
+                return None, None, ""
+            return (exception.get("exceptionCode"), exception.get("locator"),
+                    "".join(exception.itertext()).strip())
+    return None, None, ""
 
 
 def cases() -> list[Case]:

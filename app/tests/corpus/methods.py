@@ -6,9 +6,11 @@ HEAD too, since a HEAD of an Execute URL would run the process to discard its
 answer, and OPTIONS, whose question the Allow header answers (no cross-origin
 use is offered). A HEAD answer has no body, so no exceptionCode is checked.
 
-WPS 2.0 GetStatus, GetResult and Dismiss are operations WPS defines that this
-server does not implement: OperationNotSupported, 501, as OWS Common says,
-whatever the job id.
+WPS 2.0 GetStatus, GetResult and Dismiss are answered from the job table
+(the app's wpsjobs module): a missing job id is MissingParameterValue, one
+no job has (a path, a NUL, a uuid nobody was given) is NoSuchJob, both 400
+in an OWS 2.0 ExceptionReport (OGC 14-065). The WPS 1.0 vendor Dismiss
+answers in OWS 1.1.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ def method(verb: str, path: str = "/wps") -> Case:
 
 
 def wps2(name: str, operation: str, query: str) -> Case:
-    return Case(name, "wps2", 501, "OperationNotSupported", operation, query=f"{WPS2}{operation}{query}")
+    code = "NoSuchJob" if "jobId=" in query else "MissingParameterValue"
+    return Case(name, "wps2", 400, code, "jobId", query=f"{WPS2}{operation}{query}")
 
 
 CASES = [
@@ -44,10 +47,20 @@ CASES = [
     wps2("wps2_getresult_bad_jobid", "GetResult", "&jobId=not-a-uuid"),
     wps2("wps2_dismiss_without_jobid", "Dismiss", ""),
     wps2("wps2_dismiss_bad_jobid", "Dismiss", "&jobId=00000000-0000-0000-0000-000000000000"),
-    Case("wps2_getstatus_xml", "wps2", 501, "OperationNotSupported", "GetStatus", method="POST",
+    wps2("wps2_getstatus_sql_jobid", "GetStatus", "&jobId=%27%20OR%201%3D1%20--"),
+    wps2("wps2_getresult_long_jobid", "GetResult", "&jobId=" + "a" * 2000),
+    Case("wps1_dismiss_unknown_job", "wps2", 400, "NoSuchJob", "jobId",
+         query="service=WPS&version=1.0.0&request=Dismiss&jobId=00000000-0000-4000-8000-000000000000"),
+    Case("wps1_dismiss_twice_named", "wps2", 400, "InvalidParameterValue", "jobid",
+         query="service=WPS&version=1.0.0&request=Dismiss&jobId=a&jobid=b"),
+    Case("wps1_get_executions_bad_status", "wps2", 400, "InvalidParameterValue", "status",
+         query="service=WPS&version=1.0.0&request=GetExecutions&status=Sleeping"),
+    Case("wps1_get_executions_huge_page", "wps2", 400, "InvalidParameterValue", "maxFeatures",
+         query="service=WPS&version=1.0.0&request=GetExecutions&maxFeatures=99999999999999999999"),
+    Case("wps2_getstatus_xml", "wps2", 400, "NoSuchJob", "jobId", method="POST",
          body=b'<wps:GetStatus service="WPS" version="2.0.0" xmlns:wps="http://www.opengis.net/wps/2.0">'
               b"<wps:JobID>x</wps:JobID></wps:GetStatus>", headers=(("Content-Type", "application/xml"),)),
-    Case("wps2_dismiss_xml", "wps2", 501, "OperationNotSupported", "Dismiss", method="POST",
+    Case("wps2_dismiss_xml", "wps2", 400, "MissingParameterValue", "jobId", method="POST",
          body=b'<wps:Dismiss service="WPS" version="2.0.0" xmlns:wps="http://www.opengis.net/wps/2.0"/>',
          headers=(("Content-Type", "application/xml"),)),
     # nginx serves /wpsoutputs/ from the shared outputs directory: the app never sees these.
