@@ -665,3 +665,21 @@ def test_reconciler_counts_its_verdicts(world):
     rec.run_once()
     rec.run_once()  # nothing more to fail
     assert count() == before + 1
+
+
+def test_a_dismissed_job_grid_engine_still_runs_is_deleted(world):
+    """A dismiss whose deletion failed (qmaster away): the row is Dismissed, the job still holds its slot."""
+    env, store, source, clock, rec = world
+    add_job(store, "job-dismissed", "301")
+    add_job(store, "job-dismissed-gone", "302")
+    source.jobs["301"] = JobInfo(SgeState.RUNNING)
+    for uuid in ("job-dismissed", "job-dismissed-gone"):
+        assert store.transition(uuid, "dismissed", "dismissed by the client", now=T0)
+    clock.advance(10)
+    result = rec.run_once()
+    assert result.stopped == 1 and result.failed == 0 and source.deleted == ["301"]
+    assert store.get("job-dismissed").state == "dismissed"  # still dismissed, never failed
+    # its status document (never written: the dismiss stopped before) is repaired to ProcessFailed
+    doc = env.status_doc("job-dismissed")
+    assert status_of(doc) == "ProcessFailed" and "dismissed by the client" in status_text(doc)
+    assert rec.run_once().stopped == 0 and source.deleted == ["301"]

@@ -66,7 +66,7 @@ from sqlalchemy.exc import DBAPIError as DatabaseError
 
 from . import metrics
 from .config import AppConfig, load
-from .jobs import ACCEPTED, FAILED, STARTED, JobRecord, JobStore, Usage
+from .jobs import ACCEPTED, DISMISSED, FAILED, STARTED, JobRecord, JobStore, Usage
 
 if TYPE_CHECKING:
     from .scheduler import JobSpec, Submitter
@@ -283,6 +283,7 @@ class PassResult:
     failed: int = 0
     resubmitted: int = 0  # jobs lost before they started, submitted again
     repaired: int = 0
+    stopped: int = 0  # Grid Engine jobs of dismissed WPS jobs that still ran, deleted
     unrepairable: int = 0  # succeeded documents that disagree with their row and were not kept whole
     skipped: str = ""   # why the pass did nothing: not the leader, database unreachable
 
@@ -415,12 +416,44 @@ class Reconciler:
                     result.resubmitted += 1
             except Exception:
                 LOGGER.exception("reconciling WPS job %s (SGE job %s) failed", job.uuid, job.sge_job_id)
+        result.stopped = self.stop_dismissed()
         if self.document_state is not None:
             result.repaired = self.repair()
         if self.documents is not None:
             repaired, result.unrepairable = self.repair_succeeded()
             result.repaired += repaired
         return result
+
+    #: What Grid Engine says of a job that still holds (or may take) a slot.
+    HOLDING = (SgeState.QUEUED, SgeState.HELD, SgeState.RUNNING, SgeState.SUSPENDED, SgeState.ERROR)
+
+    def stop_dismissed(self) -> int:
+        """Delete the Grid Engine job of every recently dismissed job that Grid Engine still has.
+
+        A dismiss (:mod:`.jobcontrol`) moves the row first, then deletes the
+        job; when the deletion failed (qmaster away, the web worker killed in
+        between) the row says Dismissed while the job holds its slot. Such a
+        job's launcher is fenced off by the row, and is deleted here. Jobs
+        dismissed more than ``repair_window`` seconds ago are left alone.
+        """
+        since = self.clock() - dt.timedelta(seconds=self.repair_window)
+        stopped = 0
+        for job in self.store.finished_since(DISMISSED, since):
+            if not job.sge_job_id:
+                continue
+            try:
+                if self.source.job_info(job.sge_job_id).state not in self.HOLDING:
+                    continue
+            except Exception:
+                LOGGER.warning("could not ask Grid Engine about job %s of dismissed WPS job %s", job.sge_job_id,
+                               job.uuid, exc_info=True)
+                continue
+            LOGGER.warning("Grid Engine job %s of dismissed WPS job %s still runs: deleting it", job.sge_job_id,
+                           job.uuid)
+            self._delete(job.sge_job_id)
+            metrics.verdict("stopped", "dismissed")
+            stopped += 1
+        return stopped
 
     def repair(self) -> int:
         """Rewrite the status document of every recently failed job whose document does not say so.
@@ -433,9 +466,9 @@ class Reconciler:
         """
         since = self.clock() - dt.timedelta(seconds=self.repair_window)
         repaired = 0
-        for job in self.store.finished_since(FAILED, since):
+        for job in [*self.store.finished_since(FAILED, since), *self.store.finished_since(DISMISSED, since)]:
             try:
-                if self.document_state(job) == "ProcessFailed":
+                if self.document_state(job) == "ProcessFailed":  # a dismissed job's too (WPS 1.0 has no such state)
                     continue
                 self.write_failed(job, job.message or "The job failed.")
                 metrics.verdict("repaired", "failed_document")
