@@ -423,7 +423,67 @@ def worker_list(args: argparse.Namespace) -> dict[str, Any]:
         if status != 0:
             raise RuntimeError(f"pywps-gridengine-jobs list exited {status}")
     out["inspector_list_ms"] = round(median(samples), 1)
+    out["ogcapi"] = ogcapi_list(config, store, args.runs)
     capture.stop()
+    return out
+
+
+#: The OGC API job lists timed (GET /jobs with these parameters), label -> query string.
+OGCAPI_QUERIES = {
+    "newest 50": "limit=50",
+    "running sleep jobs, 50": "status=running&processID=sleep&limit=50",
+    "failed, 50": "status=failed&limit=50",
+}
+
+
+def ogcapi_list(config: Any, store: Any, runs: int) -> dict[str, Any]:
+    """The OGC API's job list as the app answers GET /jobs (the query, the page's progress, the JSON), in ms;
+    and the next page by its link (keyset: the same cost at any depth)."""
+    from werkzeug.test import EnvironBuilder
+    from werkzeug.wrappers import Request
+
+    from pywps_gridengine.jobcontrol import Access, Caller, JobControl
+    from pywps_gridengine.ogcapi import OgcApi
+
+    control = JobControl(store, Access(job_list=True))
+    api = OgcApi(lambda environ, start_response: [], {}, control, config)
+    out: dict[str, Any] = {}
+    for label, query in OGCAPI_QUERIES.items():
+        def answer(query: str = query) -> dict[str, Any]:
+            environ = EnvironBuilder(path="/ogcapi/jobs", query_string=query).get_environ()
+            return json.loads(api.jobs(Request(environ), Caller()).get_data())
+        first = answer()
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            answer()
+            samples.append((time.perf_counter() - start) * 1000)
+        out[label] = {"ms": round(median(samples), 2), "rows": len(first["jobs"])}
+        following = next((link["href"] for link in first["links"] if link["rel"] == "next"), None)
+        if label == "newest 50" and following:
+            page = following.split("?", 1)[1]
+            samples = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                answer(page)
+                samples.append((time.perf_counter() - start) * 1000)
+            out["next page of 50"] = {"ms": round(median(samples), 2), "rows": len(answer(page)["jobs"])}
+    return out
+
+
+def ogcapi_rows(size_results: dict[int, dict[str, Any]], sizes: Sequence[int]) -> list[dict[str, str]]:
+    """Table rows of the OGC API's GET /jobs at each size (the app's answer, not only the query)."""
+    out = []
+    small, large = sizes[0], sizes[-1]
+    labels = list(size_results[large]["list"].get("ogcapi", {}))
+    for label in labels:
+        measured = [size_results[s]["list"].get("ogcapi", {}).get(label) for s in sizes]
+        if None in measured:
+            continue
+        out.append({"figure": f"OGC API GET /jobs {label} ms, {small:,} / {large:,} rows",
+                    "measured": " / ".join(f"{m['ms']:.1f}" for m in measured)
+                    + f" ({measured[-1]['rows']} jobs)",
+                    "counterpart": "-", "target": "-", "verdict": "-"})
     return out
 
 
@@ -584,7 +644,7 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, str]]:
     sizes = sorted(by_size)
     if not sizes:
         return []
-    return list_rows(by_size, sizes) + cleanup_rows_for(by_size, sizes)
+    return list_rows(by_size, sizes) + ogcapi_rows(by_size, sizes) + cleanup_rows_for(by_size, sizes)
 
 
 if __name__ == "__main__":
