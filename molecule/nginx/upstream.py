@@ -47,7 +47,7 @@ class Echo(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(reply)
 
-    do_GET = do_POST = _answer
+    do_GET = do_POST = do_DELETE = _answer
 
     def address_string(self) -> str:
         return "unix"

@@ -257,3 +257,23 @@ def test_outputs_refuse_hidden_files_links_listing_and_traversal(host, path, sta
     assert exception_code(reply) == "NoApplicableCode"
     assert host.file("/srv/wps/outputs/job1/result.csv").exists  # there to be served, not these
 
+
+
+def test_the_ogc_api_is_passed_on_with_its_methods(host):
+    for method in ("GET", "POST", "DELETE"):
+        reply = fetch(host, "https://wps.test/ogcapi/jobs/x", "-X", method)
+        assert reply.status == 200 and json.loads(reply.body)["method"] == method, reply.body
+    assert json.loads(fetch(host, "https://wps.test/ogcapi").body)["path"] == "/ogcapi"
+    reply = fetch(host, "https://wps.test/ogcapi/jobs", "-X", "PUT")
+    assert (reply.status, reply.header("allow")) == (405, "GET, POST, DELETE")
+    assert exception_code(reply) == "NoApplicableCode"
+    assert fetch(host, "https://wps.test/ogcapiX").status == 404  # only the prefix itself and what is under it
+
+
+def test_a_client_cannot_name_its_own_user(host):
+    """Without identity (nginx_identity none) the identity header never reaches the app, whatever a client sends."""
+    reply = fetch(host, "https://wps.test/ogcapi/jobs", "-H", "X-Remote-User: root", source=OTHER)
+    seen = {k.lower() for k in json.loads(reply.body)["headers"]}
+    assert "x-remote-user" not in seen
+    reply = fetch(host, "https://wps.test/wps", "-H", "X-Remote-User: root", source=OTHER)
+    assert "x-remote-user" not in {k.lower() for k in json.loads(reply.body)["headers"]}

@@ -74,6 +74,8 @@ def test_config_is_readable_by_the_service_user_only(host):
     cfg = host.file("/etc/pywps/pywps.cfg")
     assert (cfg.user, cfg.group, cfg.mode) == ("root", "wps", 0o640)
     assert "maxsingleinputsize = 100mb" in cfg.content_string
+    # job control's defaults: no identity, the job lists off
+    assert "[jobs]\nidentity_header = \noperators = \njob_list = false\n" in cfg.content_string
 
 
 def test_getcapabilities_lists_the_demo_processes(host):
