@@ -109,6 +109,8 @@ def test_launcher_runs_job_to_success(cluster, monkeypatch):
     record = JobStore.for_config(env.config).get(uuid)
     assert record.state == "succeeded" and record.exec_host and record.finished_at
     assert record.wallclock is not None and record.cpu > 0 and record.peak_memory > 2**20  # its own usage
+    # the WPS 1.0 client reads the same figures in the final document
+    assert f"ran on {record.exec_host}: wallclock " in status_text(doc) and " MiB]" in status_text(doc)
     from pywps import dblog
 
     session = dblog.get_session()

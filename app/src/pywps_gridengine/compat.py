@@ -302,6 +302,10 @@ class GridEngineExecuteResponse(ExecuteResponse):
                 status["message"] = message
             if self.sge_job_id and f"Grid Engine job {self.sge_job_id}" not in str(status.get("message", "")):
                 status["message"] = f"{status.get('message', '')} [Grid Engine job {self.sge_job_id}]".strip()
+            if self.usage is not None and self.status in (WPS_STATUS.SUCCEEDED, WPS_STATUS.FAILED):
+                # What the job used, in its final document: the WPS 1.0 client's view of the figures
+                # the OGC API's statusInfo gives as "usage" (jobcontrol.JobStatus.usage).
+                status["message"] = f"{status.get('message', '')} [{usage_text(self.usage())}]".strip()
         return data
 
     def _update_status_file(self) -> None:
@@ -313,6 +317,19 @@ class GridEngineExecuteResponse(ExecuteResponse):
                 raise NoApplicableCode(f"Writing Response Document failed with : {e}") from e
         else:  # other storages (S3) have their own write semantics
             super()._update_status_file()
+
+
+def usage_text(usage: Usage) -> str:
+    """What a job used, as its final status document says it: host, wallclock, CPU, peak memory."""
+    parts = []
+    if usage.wallclock is not None:
+        parts.append(f"wallclock {usage.wallclock:.1f} s")
+    if usage.cpu is not None:
+        parts.append(f"cpu {usage.cpu:.1f} s")
+    if usage.peak_memory is not None:
+        parts.append(f"peak memory {usage.peak_memory / 2**20:.0f} MiB")
+    where = f"ran on {usage.exec_host}" if usage.exec_host else "ran"
+    return f"{where}: {', '.join(parts)}" if parts else where
 
 
 # -- processes ------------------------------------------------------------------------------

@@ -170,6 +170,7 @@ def test_a_wps1_job_is_listed_and_polled_through_the_ogc_api_and_the_reverse(hos
     assert f"{BASE}/wpsoutputs/{ogc_job}.xml" in locations
     execution, _ = poll(lambda: requests.get(f"{BASE}/wpsoutputs/{ogc_job}.xml", timeout=10).content)
     assert execution.status == "ProcessSucceeded" and sge_job_id(execution.response)
+    assert "ran on exec" in execution.statusMessage and "wallclock" in execution.statusMessage  # what it used
     reply = requests.get(WPS, params={"service": "WPS", "version": "2.0.0", "request": "GetResult",
                                       "jobId": ogc_job}, timeout=30)
     assert reply.status_code == 200 and "done sleeping" in reply.text, reply.text
