@@ -79,7 +79,13 @@ def running_in_grid_engine(qmaster, job_id: str) -> str:
         sge = info.get("usage", {}).get("gridEngineJobId")
         return sge if info["status"] == "running" and sge else None
     sge = wait_for(started, 90, f"job {job_id} running")
-    assert " r " in f" {as_user(qmaster, f'qstat -u wps -s r').stdout} ", "the job is not running in Grid Engine"
+
+    def running_there() -> bool:
+        # The launcher may report the start while qstat still shows the job "t" (transferring): wait for "r".
+        rows = [line.split() for line in as_user(qmaster, "qstat -u wps -s r").stdout.splitlines()[2:]]
+        return any(row[:1] == [sge] and len(row) > 4 and row[4] == "r" for row in rows)
+
+    wait_for(running_there, 30, f"Grid Engine job {sge} in state r")
     return sge
 
 
