@@ -444,14 +444,23 @@ def _identifier(element: Any, ns: Mapping[str, str]) -> str:
     return (found[0].text or "").strip() if len(found) == 1 else ""
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(body: bytes) -> Any:
+    """``body`` parsed as JSON, refusing NaN and Infinity (Python's json takes them; RFC 8259 does not).
+
+    Raises ValueError (UnicodeDecodeError is one) for what is not JSON, RecursionError for nesting
+    deeper than the interpreter allows.
+    """
+    return json.loads(body, parse_constant=_no_constant)
+
+
 def check_json(body: bytes) -> None:
     """A JSON request body (PyWPS's own JSON encoding of Execute): an object with sane members."""
-
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
     try:
-        doc = json.loads(body, parse_constant=no_constant)
+        doc = strict_json(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise unreadable(f"The request body is not JSON: {shown(str(e), 200)}") from None
     if not isinstance(doc, dict):

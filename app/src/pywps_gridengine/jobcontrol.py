@@ -195,11 +195,10 @@ class Output:
 
 @dataclass(frozen=True)
 class JobStatus:
-    """A job as every protocol shows it: the row, its progress and, once it succeeded, its outputs."""
+    """A job as every protocol shows it: the row and its progress (its outputs: :meth:`JobControl.outputs`)."""
 
     job: JobRecord
     percent: int | None = None
-    outputs: list[Output] | None = None
 
     @property
     def state(self) -> JobState:
@@ -252,7 +251,8 @@ def outputs_of(document: bytes | str) -> list[Output]:
 
 # -- the log tail ---------------------------------------------------------------------------
 
-_SECRET = re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|credentials?)\b(\s*[=:]\s*)\S+")
+#: ``password=...``-style pairs (the scheduler masks them in a refused submission's cause too).
+SECRET_PAIR = re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|credentials?)\b(\s*[=:]\s*)\S+")
 _USERINFO = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:@/'\"]+:)[^\s@/'\"]+@")
 
 
@@ -261,7 +261,7 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, "[redacted]")
     text = _USERINFO.sub(r"\1[redacted]@", text)
-    return _SECRET.sub(r"\1\2[redacted]", text)
+    return SECRET_PAIR.sub(r"\1\2[redacted]", text)
 
 
 def tail(path: str, limit: int) -> tuple[str, bool] | None:
@@ -313,11 +313,10 @@ class JobControl:
     def visible(self, job: JobRecord, caller: Caller) -> bool:
         return not self.access.identity or caller.owns(job)
 
-    def status(self, uuid: str, caller: Caller, *, with_outputs: bool = False) -> JobStatus:
+    def status(self, uuid: str, caller: Caller) -> JobStatus:
         job = self.get(uuid, caller)
         percent = self.store.percents([job.uuid]).get(job.uuid)
-        outputs = self.outputs(job) if with_outputs and job.state == JobState.SUCCEEDED else None
-        return JobStatus(job, _percent(job, percent), outputs)
+        return JobStatus(job, _percent(job, percent))
 
     def outputs(self, job: JobRecord) -> list[Output]:
         if job.state != JobState.SUCCEEDED:
@@ -328,9 +327,6 @@ class JobControl:
         if document is None:
             raise ResultNotReady(f"the results of job {job.uuid} are no longer kept", job)
         return outputs_of(document)
-
-    def results(self, uuid: str, caller: Caller) -> JobStatus:
-        return self.status(uuid, caller, with_outputs=True)
 
     def log_tail(self, uuid: str, caller: Caller) -> dict[str, Any]:
         """The tail of the job's own stdout and stderr (as Grid Engine wrote them), size-capped, redacted."""
@@ -365,12 +361,17 @@ class JobControl:
         cursor = PageCursor.of(jobs[-1]) if more and jobs else None
         return [JobStatus(job, _percent(job, percents.get(job.uuid))) for job in jobs], cursor
 
-    def dismiss(self, uuid: str, caller: Caller) -> JobRecord:
+    def dismiss(self, uuid: str, caller: Caller) -> JobStatus:
         """Stop a job: Dismissed in its row (compare-and-set), its Grid Engine job deleted, its document written.
 
         Dismissing a dismissed job is harmless (the same answer again); a job
-        that succeeded or failed first raises :class:`JobFinished`.
+        that succeeded or failed first raises :class:`JobFinished`. Returns the
+        dismissed job's status (final: 100 % without asking PyWPS's row).
         """
+        job = self._dismiss(uuid, caller)
+        return JobStatus(job, _percent(job, None))
+
+    def _dismiss(self, uuid: str, caller: Caller) -> JobRecord:
         if self.access.identity and caller.user is None:
             raise NoIdentity("dismissing a job needs a user: sign in")
         job = self.get(uuid, caller)

@@ -331,8 +331,7 @@ class OgcApi:
         return self.json(self.status_info(self.control.status(job_id, caller)))
 
     def dismiss(self, request: Request, caller: Caller, job_id: str) -> Response:
-        self.control.dismiss(job_id, caller)
-        return self.json(self.status_info(self.control.status(job_id, caller)))
+        return self.json(self.status_info(self.control.dismiss(job_id, caller)))
 
     def results(self, request: Request, caller: Caller, job_id: str) -> Response:
         status = self.control.status(job_id, caller)
@@ -393,11 +392,8 @@ def _multi(args: Any, name: str) -> list[str]:
 
 
 def read_json(data: bytes) -> dict[str, Any]:
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not JSON")
-
     try:
-        body = json.loads(data, parse_constant=no_constant)
+        body = frontdoor.strict_json(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise bad_request(f"the request body is not JSON: {frontdoor.shown(str(e), 200)}") from None
     if not isinstance(body, dict):

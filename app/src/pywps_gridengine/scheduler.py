@@ -39,7 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import admission
 from .compat import request_row_gone
 from .config import AppConfig, ConfigError, Settings
-from .jobcontrol import account_option, owner_of
+from .jobcontrol import SECRET_PAIR, account_option, owner_of
 from .jobs import JobStore, OverCap
 from .paths import remove
 
@@ -157,7 +157,6 @@ def build_job_spec(*, uuid: str, identifier: str, workdir: str, dump_filename: s
 CAUSE_LENGTH = 160
 _URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://\S+")
 _USERINFO = re.compile(r"[^\s:@/'\"]+:[^\s@/'\"]+@[^\s/'\"]+")  # user:password@host without a scheme
-_SECRET = re.compile(r"(?i)\b(password|passwd|pwd|secret|token|api[_-]?key|credentials?)\b(\s*[=:]\s*)\S+")
 _PATH = re.compile(r"(?<![\w.~])(?:/[^\s/'\"():,]+)+/([^\s/'\"():,]+)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 # Where the cluster's services are: "on host \"qmaster\"", "port 6444", an IPv4 address.
@@ -181,7 +180,7 @@ def client_cause(error: BaseException) -> str:
     first = next((line for line in text.splitlines() if line.strip()), "")
     first = _CONTROL.sub(" ", first)
     first = _USERINFO.sub("<address>", _URL.sub("<address>", first))
-    first = _SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}***", first)
+    first = SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}***", first)
     first = _HOST.sub(lambda m: f"{m.group(1)}{'=' if m.group(2).lstrip()[:1] in '=:' else ' '}***", first)
     first = _IPV4.sub("<address>", first)
     first = _PATH.sub(lambda m: f".../{m.group(1)}", first)

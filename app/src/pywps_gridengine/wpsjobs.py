@@ -36,10 +36,11 @@ from .jobcontrol import (
     NoIdentity,
     NoSuchJob,
     NotAllowed,
+    Output,
     ResultNotReady,
     caller_of,
 )
-from .jobs import JobState
+from .jobs import JobRecord, JobState
 
 WPS1 = "http://www.opengis.net/wps/1.0.0"
 WPS2 = "http://www.opengis.net/wps/2.0"
@@ -168,8 +169,7 @@ class JobOperations:
         if not job_id:
             raise WpsRefusal(400, "MissingParameterValue", "the jobId parameter is missing", "jobId", wps2)
         if operation == "dismiss":
-            self.control.dismiss(job_id, caller)
-            status = self.control.status(job_id, caller)
+            status = self.control.dismiss(job_id, caller)
             body = status_info(status) if wps2 else self.execute_response(status)
         elif operation == "getstatus":
             body = status_info(self.control.status(job_id, caller))
@@ -177,7 +177,7 @@ class JobOperations:
             status = self.control.status(job_id, caller)
             if status.state != JobState.SUCCEEDED:
                 raise self.not_ready(status)
-            body = result(self.control.results(job_id, caller))
+            body = result(status.job, self.control.outputs(status.job))
         return Response(body, content_type="text/xml; charset=utf-8", headers=[("Cache-Control", "no-store")])
 
     def not_ready(self, status: JobStatus) -> WpsRefusal:
@@ -282,11 +282,11 @@ def status_info(status: JobStatus, now: dt.datetime | None = None) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def result(status: JobStatus) -> bytes:
+def result(job: JobRecord, outputs: list[Output]) -> bytes:
     """A WPS 2.0 ``wps:Result`` (OGC 14-065, 9.6) of a succeeded job's outputs."""
     wps = ElementMaker(namespace=WPS2, nsmap={"wps": WPS2, "xlink": XLINK})
-    root = wps.Result(wps.JobID(status.job.uuid))
-    for output in status.outputs or []:
+    root = wps.Result(wps.JobID(job.uuid))
+    for output in outputs:
         element = wps.Output(id=output.identifier)
         if output.href is not None:
             reference = wps.Reference()
