@@ -69,7 +69,7 @@ import sqlalchemy as sa
 
 from .config import AppConfig, ConfigError
 from .jobs import CleanupRows, Cutoff, JobStore, MissingTable
-from .paths import Roots, alive, contained, lstat, remove, tree_usage
+from .paths import Roots, alive, contained, lstat, remove, status_document, tree_usage
 
 PROG = "pywps-gridengine-cleanup"
 
@@ -301,7 +301,7 @@ class Cleanup:
             self._refuse("job uuid", job.uuid, roots.outputpath)
             return None
         wanted: list[tuple[Path, str]] = [
-            (roots.outputpath, os.path.join(roots.outputpath, f"{job.uuid}.xml")),
+            (roots.outputpath, status_document(roots.outputpath, job.uuid)),
             (roots.outputpath, os.path.join(roots.outputpath, job.uuid)),
         ]
         if roots.log_dir is not None:

@@ -47,7 +47,7 @@ import sqlalchemy as sa
 
 from .config import AppConfig, ConfigError
 from .jobs import FINAL_STATES, JobRecord, JobState, JobStore
-from .paths import contained
+from .paths import contained, status_document
 
 PROG = "pywps-gridengine-jobs"
 DEFAULT_CONFIG = "/etc/pywps/pywps.cfg"
@@ -323,7 +323,7 @@ def job_paths(config: AppConfig, job: JobRecord) -> dict[str, tuple[str | None, 
     safe = bool(_SAFE_NAME.match(job.uuid))
     unsafe = "the uuid is not a file name; not looked for"
     outputs = config.outputpath
-    paths["status document"] = (os.path.join(outputs, f"{job.uuid}.xml"), "") if safe and outputs else (None, unsafe)
+    paths["status document"] = (status_document(outputs, job.uuid), "") if safe and outputs else (None, unsafe)
     paths["outputs"] = (os.path.join(outputs, job.uuid), "") if safe and outputs else (None, unsafe)
     workdir: str | None = None
     if not job.workdir:

@@ -44,6 +44,7 @@ from typing import Any
 from lxml import etree
 
 from .jobs import DISMISSED, FAILED, JobRecord, JobState, JobStore, PageCursor
+from .paths import status_document
 
 LOGGER = logging.getLogger("PYWPS")
 
@@ -432,7 +433,7 @@ def for_config(config: Any, store: JobStore | None = None) -> JobControl:
 
     def document(job: JobRecord) -> bytes | None:
         try:
-            with open(os.path.join(config.outputpath, f"{job.uuid}.xml"), "rb") as f:
+            with open(status_document(config.outputpath, job.uuid), "rb") as f:
                 return f.read()
         except OSError:
             return None

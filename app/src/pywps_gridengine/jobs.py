@@ -792,11 +792,12 @@ class JobStore:
                                 .order_by(self.table.c.created_at)).mappings().all()
         return [JobRecord(**row) for row in rows]
 
-    def finished_since(self, state: JobState | str, since: dt.datetime) -> list[JobRecord]:
-        """Jobs that reached final ``state`` at or after ``since``, oldest first."""
+    def finished_since(self, states: Sequence[JobState | str], since: dt.datetime) -> list[JobRecord]:
+        """Jobs that reached one of the final ``states`` at or after ``since``, oldest first."""
         t = self.table
+        wanted = [JobState(state) for state in states]
         with self.engine.connect() as conn:
-            rows = conn.execute(t.select().where(t.c.state == JobState(state), t.c.finished_at >= since)
+            rows = conn.execute(t.select().where(t.c.state.in_(wanted), t.c.finished_at >= since)
                                 .order_by(t.c.finished_at)).mappings().all()
         return [JobRecord(**row) for row in rows]
 

@@ -1,4 +1,5 @@
-"""Path helpers of the clean-up: containment checks and deletion that never follows a link.
+"""Path helpers: where a job's status document is, and the clean-up's containment checks
+and deletion that never follows a link.
 
 Every path the clean-up deletes goes through :func:`contained` first (it must
 be a direct child of one of the :class:`Roots`), and :func:`remove` deletes a
@@ -13,6 +14,12 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def status_document(outputpath: str | os.PathLike[str], uuid: str) -> str:
+    """The WPS 1.0 status document of job ``uuid``: ``<outputpath>/<uuid>.xml``, where PyWPS writes it
+    and clients poll it (the reconciler, the clean-up, job control and the inspector all look there)."""
+    return os.path.join(outputpath, f"{uuid}.xml")
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,7 @@ from sqlalchemy.exc import DBAPIError as DatabaseError
 from . import metrics
 from .config import AppConfig, load
 from .jobs import ACCEPTED, DISMISSED, FAILED, STARTED, JobRecord, JobStore, Usage
+from .paths import status_document
 
 if TYPE_CHECKING:
     from .scheduler import JobSpec, Submitter
@@ -301,7 +302,7 @@ class DocumentFiles:
         self._seen: dict[str, tuple[tuple[int, int, int], str]] = {}
 
     def path(self, uuid: str) -> str:
-        return os.path.join(self.outputpath, f"{uuid}.xml")
+        return status_document(self.outputpath, uuid)
 
     def digest(self, uuid: str) -> str | None:
         """SHA-256 of the document's bytes; None when it is missing or unreadable."""
@@ -341,7 +342,7 @@ def status_document_state(config: AppConfig) -> DocumentState:
     from lxml import etree
 
     def state(job: JobRecord) -> str | None:
-        path = os.path.join(config.outputpath, f"{job.uuid}.xml")
+        path = status_document(config.outputpath, job.uuid)
         try:
             doc = etree.parse(path, etree.XMLParser(resolve_entities=False, no_network=True)).getroot()
         except (OSError, etree.XMLSyntaxError):
@@ -438,7 +439,7 @@ class Reconciler:
         """
         since = self.clock() - dt.timedelta(seconds=self.repair_window)
         stopped = 0
-        for job in self.store.finished_since(DISMISSED, since):
+        for job in self.store.finished_since([DISMISSED], since):
             if not job.sge_job_id:
                 continue
             try:
@@ -466,7 +467,7 @@ class Reconciler:
         """
         since = self.clock() - dt.timedelta(seconds=self.repair_window)
         repaired = 0
-        for job in [*self.store.finished_since(FAILED, since), *self.store.finished_since(DISMISSED, since)]:
+        for job in self.store.finished_since([FAILED, DISMISSED], since):
             try:
                 if self.document_state(job) == "ProcessFailed":  # a dismissed job's too (WPS 1.0 has no such state)
                     continue
