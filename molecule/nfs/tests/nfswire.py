@@ -1,6 +1,7 @@
 """NFSv4 over the wire from the containers, with the userspace client (libnfs's
-nfs-cp, nfs-ls, nfs-cat): the test bed's container kernels have no NFS client.
-The nfs scenario's test modules share these helpers.
+nfs-cp, nfs-ls, nfs-cat): the test bed's container kernels have no NFS client;
+and nfs-vm's kernel client mounting its own kernel server's export. The nfs
+scenario's test modules share these helpers.
 """
 
 import shlex
@@ -13,6 +14,12 @@ SERVER = "nfs-server"
 # and libnfs retries a dropped connection for over two minutes; an attempt with no answer within
 # this many seconds has not reached the export either (timeout's status 124).
 REFUSED_WITHIN = 20
+
+# nfs-vm's kernel server's export, and where nfs-vm's own kernel client mounts it.
+KERNEL_EXPORT = "/srv/kernel"
+KERNEL_MOUNT = "/mnt/kernel"
+# A kernel mount that gets no answer is given up after this many seconds.
+KERNEL_REFUSED_WITHIN = 30
 
 
 def url(path: str, version: int = 4, server: str = SERVER, export: str = SHARED, port: int | None = None) -> str:
@@ -38,3 +45,12 @@ def write(name: str, path: str, content: str, user: str | None = "wps", refused:
         return nfs(name, "nfs-cp", local, url(path, **where), user=user, refused=refused)
     finally:
         host.run(f"rm -f {local}")
+
+
+def mount_kernel_export(host, source: str, mount_point: str = KERNEL_MOUNT):
+    """Mount nfs-vm's own kernel export from SOURCE (given up after KERNEL_REFUSED_WITHIN s)."""
+    host.check_output(f"mkdir -p {mount_point}")
+    return host.run(
+        f"timeout -k 5 {KERNEL_REFUSED_WITHIN} mount -t nfs4 -o vers=4.2,proto=tcp,retry=0,nosuid,nodev "
+        f"{source}:{KERNEL_EXPORT} {mount_point}"
+    )

@@ -12,14 +12,10 @@ turns off), and from any other address it is refused.
 import shlex
 import uuid
 
-from nfswire import SERVER, nfs, url, write
+from nfswire import KERNEL_EXPORT, KERNEL_MOUNT, SERVER, mount_kernel_export, nfs, url, write
 from pwgtest import SHARED, own_address, remote, spec, write_as
 
 VM = "nfs-vm"
-# The kernel server's export, and where nfs-vm's own kernel client mounts it.
-KERNEL_EXPORT = "/srv/kernel"
-KERNEL_MOUNT = "/mnt/kernel"
-REFUSED_WITHIN = 30
 testinfra_hosts = [spec(VM)]
 
 
@@ -83,15 +79,6 @@ def test_root_on_the_client_is_squashed(host):
     assert not remote(SERVER).file(path).exists
 
 
-def mount_kernel_export(host, source: str, mount_point: str = KERNEL_MOUNT):
-    """Mount nfs-vm's own kernel export from SOURCE (given up after REFUSED_WITHIN s)."""
-    host.check_output(f"mkdir -p {mount_point}")
-    return host.run(
-        f"timeout -k 5 {REFUSED_WITHIN} mount -t nfs4 -o vers=4.2,proto=tcp,retry=0,nosuid,nodev "
-        f"{source}:{KERNEL_EXPORT} {mount_point}"
-    )
-
-
 def test_kernel_server_exports_to_its_client_list_only(host):
     assert host.service("nfs-server").is_running
     assert host.service("nfs-server").is_enabled
@@ -101,8 +88,7 @@ def test_kernel_server_exports_to_its_client_list_only(host):
     # From its other address (10.0.2.15, QEMU's network) nfs-vm is no client: refused.
     # (The outsider container proves that nfs-ganesha's export refuses a host it does not
     # list: every connection from nfs-vm reaches the containers from the same address.)
-    address = host.check_output("ip -4 -o route get 1.1.1.1").split(" src ")[1].split()[0]
-    result = mount_kernel_export(host, address, "/mnt/refused")
+    result = mount_kernel_export(host, own_address(VM), "/mnt/refused")
     assert result.rc != 0
     assert "access denied" in result.stderr.lower(), result.stderr
     assert not host.mount_point("/mnt/refused").exists

@@ -13,6 +13,7 @@ import time
 import uuid
 import warnings
 
+from nfswire import KERNEL_MOUNT, mount_kernel_export
 from pwgtest import INVENTORY, SHARED, remote, spec, write_as
 
 VM = "nfs-vm"
@@ -94,5 +95,6 @@ def test_after_a_reboot_the_mount_and_the_export_come_back_in_order(host):
 
     # The kernel server exports again: its client mounts it (the mount was not for boot).
     assert host.service("nfs-server").is_running
-    assert host.run("mkdir -p /mnt/kernel && mount -t nfs4 -o vers=4.2 127.0.0.1:/srv/kernel /mnt/kernel").rc == 0
-    assert host.check_output("runuser -u wps -- ls -d /mnt/kernel/outputs") == "/mnt/kernel/outputs"
+    mounted = mount_kernel_export(host, "127.0.0.1")
+    assert mounted.rc == 0, mounted.stderr
+    assert host.check_output(f"runuser -u wps -- ls -d {KERNEL_MOUNT}/outputs") == f"{KERNEL_MOUNT}/outputs"
