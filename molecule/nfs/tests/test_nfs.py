@@ -120,6 +120,8 @@ def test_export_survives_a_server_restart(host):
             if state["ActiveState"] != "active":
                 break
             time.sleep(1)
+        # Ended (not hung in a write), and without a failed write.
+        assert state["ActiveState"] != "active", state
         assert state["Result"] == "success", (state, vm.run(f"journalctl -u {unit} --no-pager | tail").stdout)
         print(json.dumps({"restart_to_new_file_seconds": round(time.monotonic() - restarted, 1)}))
     finally:
